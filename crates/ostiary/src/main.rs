@@ -1,0 +1,3 @@
+//! The `ostiary` command.
+
+fn main() {}

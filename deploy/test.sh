@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs the whole test suite: format, lints, docs and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/setup.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
+cargo test --workspace --all-targets --locked
