@@ -296,16 +296,23 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Requires the end of a statement: `;`, a newline, or (not consumed) `}` or the end.
+    /// Requires the end of a member: `;` or a newline. As in SpiceDB, a `}` on the same line
+    /// does not end it.
     fn end_of_statement(&mut self, after: &str) -> PResult<()> {
         if self.at_terminator() {
             self.bump();
             return Ok(());
         }
-        if matches!(self.kind(), TokenKind::RightBrace | TokenKind::Eof) {
+        if self.at(TokenKind::Eof) {
+            // The caller reports the missing `}`; one error is enough.
             return Ok(());
         }
-        Err(self.unexpected(&format!("a newline or `;` after {after}"), None))
+        let help = if self.at(TokenKind::RightBrace) {
+            Some("put the closing `}` on its own line, or end the member with `;`")
+        } else {
+            None
+        };
+        Err(self.unexpected(&format!("a newline or `;` after {after}"), help))
     }
 
     // ---- top level ----
@@ -328,7 +335,9 @@ impl<'a> Parser<'a> {
                 self.caveat(comments).map(Item::Caveat)
             } else if self.at_word("use") && self.peek_kind(1) == TokenKind::Identifier {
                 self.use_directive(comments).map(Item::Use)
-            } else if self.at_word("import") && self.peek_kind(1) == TokenKind::String {
+            } else if self.at_word("import")
+                && matches!(self.peek_kind(1), TokenKind::String | TokenKind::Error)
+            {
                 self.import(comments).map(Item::Import)
             } else if self.at_word("partial") && self.peek_kind(1) == TokenKind::Identifier {
                 self.seen_definition = true;
@@ -364,7 +373,8 @@ impl<'a> Parser<'a> {
                     || self.at_keyword("caveat")
                     || ((self.at_word("use") || self.at_word("partial"))
                         && self.peek_kind(1) == TokenKind::Identifier)
-                    || (self.at_word("import") && self.peek_kind(1) == TokenKind::String));
+                    || (self.at_word("import")
+                        && matches!(self.peek_kind(1), TokenKind::String | TokenKind::Error)));
             if at_item_start {
                 return;
             }
@@ -379,7 +389,12 @@ impl<'a> Parser<'a> {
 
     fn use_directive(&mut self, comments: Vec<Comment>) -> PResult<UseDirective> {
         let start = self.bump().span;
-        let flag = self.name("a feature name after `use`")?;
+        // The flag is read as a plain word: `expiration` stays valid after `use expiration`.
+        let token = self.bump();
+        let flag = Ident {
+            text: self.file.slice(token.span).to_owned(),
+            span: token.span,
+        };
         if !USE_FLAGS.contains(&flag.text.as_str()) {
             self.error_at(
                 flag.span,
@@ -398,7 +413,7 @@ impl<'a> Parser<'a> {
             self.use_flags.push(flag.text.clone());
         }
         let span = start.to(flag.span);
-        self.end_of_statement("the `use` flag")?;
+        self.eat(TokenKind::Semicolon);
         Ok(UseDirective {
             comments,
             flag,
@@ -408,7 +423,11 @@ impl<'a> Parser<'a> {
 
     fn import(&mut self, comments: Vec<Comment>) -> PResult<Import> {
         let start = self.bump().span;
-        let token = self.bump();
+        let token = self.current();
+        if token.kind != TokenKind::String {
+            return Err(self.unexpected("a quoted path after `import`", None));
+        }
+        self.bump();
         let raw = self.file.slice(token.span);
         let path = raw
             .strip_prefix('"')
@@ -425,7 +444,9 @@ impl<'a> Parser<'a> {
             );
         }
         let span = start.to(token.span);
-        self.end_of_statement("the import path")?;
+        // As in SpiceDB, a newline after the path (a string, which does not end a statement
+        // by itself) is enough; `;` is optional.
+        self.eat(TokenKind::Semicolon);
         Ok(Import {
             comments,
             path,
