@@ -101,21 +101,13 @@ fn parse_all(
     Ok(parsed)
 }
 
-/// `Err` with every diagnostic when any of them is an error.
+/// `Err` with every diagnostic when any of them is an error, else the warnings.
 fn fail_on_errors(diags: Vec<Diagnostic>) -> Result<Vec<Diagnostic>, Diagnostics> {
-    if diags.iter().any(Diagnostic::is_error) {
-        return Err(Diagnostics::new(diags).unwrap_or_else(|| unreachable_empty()));
+    match Diagnostics::new(diags) {
+        Some(list) if list.has_errors() => Err(list),
+        Some(list) => Ok(list.into_iter().collect()),
+        None => Ok(Vec::new()),
     }
-    Ok(diags)
-}
-
-/// `Diagnostics::new` only refuses an empty list, and callers check for an error first.
-#[expect(
-    clippy::panic,
-    reason = "unreachable: the list holds at least one error"
-)]
-fn unreachable_empty() -> Diagnostics {
-    panic!("diagnostics list with an error cannot be empty")
 }
 
 /// A definition after translation: full name, members with partials spliced in.

@@ -209,7 +209,9 @@ pub(crate) fn check_expression(
         && let Some(found) = result_type
         && found != InferredType::Bool
     {
-        let span = checker.span_of(program.expression());
+        let trimmed = caveat.expression.trim_start();
+        let start = base + (caveat.expression.len() - trimmed.len());
+        let span = Span::new(start, start + trimmed.trim_end().len());
         diags.push(
             Diagnostic::error(
                 "caveat-type",
@@ -343,9 +345,22 @@ impl Checker<'_> {
     fn span_of(&self, expr: &IdedExpr) -> Span {
         match self.program.source_info().offset_for(expr.id) {
             Some((start, stop)) => {
-                let start = self.map.char_offset(start as usize);
-                let stop = self.map.char_offset(stop as usize).max(start + 1);
-                Span::new(start, stop)
+                // CEL records the first and last character of a token, both inclusive.
+                let start_offset = self.map.char_offset(start as usize);
+                let stop_offset = self
+                    .map
+                    .char_offset(stop as usize + 1)
+                    .max(start_offset + 1);
+                if let Expr::Call(call) = &expr.expr
+                    && !call.func_name.starts_with(['_', '@', '!', '-'])
+                {
+                    // A named call is recorded at its `(`: underline the function name.
+                    let name_start = start_offset
+                        .saturating_sub(call.func_name.len())
+                        .max(self.map.base);
+                    return Span::new(name_start, start_offset);
+                }
+                Span::new(start_offset, stop_offset)
             }
             None => Span::point(self.map.base),
         }
