@@ -235,9 +235,27 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// SpiceDB validates the relation names an expression refers to with the same rule as
+    /// declared names.
+    fn check_reference_name(&mut self, file: &Arc<SourceFile>, ident: &ast::Ident) {
+        if !names::is_valid_relation_name(&ident.text) {
+            self.diags.push(
+                Diagnostic::error(
+                    "invalid-name",
+                    file,
+                    ident.span,
+                    format!("invalid relation name `{}` in expression", ident.text),
+                )
+                .with_label("not a valid relation or permission name")
+                .with_help(names::NAME_RULES_HELP),
+            );
+        }
+    }
+
     fn check_expr(&mut self, file: &Arc<SourceFile>, expr: &ast::Expr) {
         match expr {
-            ast::Expr::Ref(_) | ast::Expr::Nil(_) | ast::Expr::SelfRef(_) => {}
+            ast::Expr::Ref(ident) => self.check_reference_name(file, ident),
+            ast::Expr::Nil(_) | ast::Expr::SelfRef(_) => {}
             ast::Expr::Union(left, right, _)
             | ast::Expr::Intersection(left, right, _)
             | ast::Expr::Exclusion(left, right, _) => {
@@ -246,7 +264,10 @@ impl<'a> Translator<'a> {
             }
             ast::Expr::Paren(inner, _) => self.check_expr(file, inner),
             ast::Expr::Arrow(arrow) => match strip_parens(&arrow.left) {
-                ast::Expr::Ref(_) => {}
+                ast::Expr::Ref(left) => {
+                    self.check_reference_name(file, left);
+                    self.check_reference_name(file, &arrow.target);
+                }
                 ast::Expr::Arrow(_) => self.diags.push(
                     Diagnostic::error(
                         "nested-arrow",

@@ -501,8 +501,15 @@ impl Checker<'_> {
         };
         match name {
             "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" => {
+                let numeric = |ty: &InferredType| {
+                    matches!(ty, InferredType::Int | InferredType::Uint | InferredType::Double)
+                };
+                // CEL's equality is heterogeneous across numeric types (`uint == 42` holds);
+                // ordering is not (SpiceDB rejects `int > 1.5`).
+                let equality = name == "_==_" || name == "_!=_";
                 if let Some((left, right)) = binary
                     && left.incomparable(&right)
+                    && !(equality && numeric(&left) && numeric(&right))
                 {
                     let symbol = name.trim_matches('_');
                     let message = format!(
