@@ -1,0 +1,1 @@
+//! Conformance suite every Ostiary datastore backend runs.

@@ -1,0 +1,1 @@
+//! In-memory MVCC reference backend of the Ostiary datastore (tests and --datastore memory).
