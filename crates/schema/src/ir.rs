@@ -389,3 +389,179 @@ impl fmt::Debug for CelExpression {
         f.debug_tuple("CelExpression").field(&self.source).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+
+    use crate::compile_str;
+
+    #[test]
+    fn ir_shape_of_a_small_schema() {
+        let compiled = compile_str(
+            "t.zed",
+            r#"use expiration
+
+caveat ip_allowed(ip ipaddress) {
+    ip.in_cidr('10.0.0.0/8')
+}
+
+definition user {}
+
+/** a document */
+definition document {
+    relation parent: document
+    relation viewer: user with ip_allowed | user:* with expiration
+    permission view = viewer + (viewer & parent) + parent->view - nil
+    permission any_view = parent.all(view)
+}
+"#,
+        )
+        .unwrap();
+        let schema = &compiled.schema;
+        let document = schema.definition_by_name("document").unwrap();
+        assert_eq!(document.comments, ["/** a document */"]);
+        expect![[r#"
+            [
+                Relation {
+                    name: "parent",
+                    comments: [],
+                    kind: Relation {
+                        allowed_types: [
+                            AllowedSubjectType {
+                                definition: DefinitionId(
+                                    1,
+                                ),
+                                definition_name: "document",
+                                subject: Ellipsis,
+                                caveat: None,
+                                expiration: false,
+                            },
+                        ],
+                    },
+                },
+                Relation {
+                    name: "viewer",
+                    comments: [],
+                    kind: Relation {
+                        allowed_types: [
+                            AllowedSubjectType {
+                                definition: DefinitionId(
+                                    0,
+                                ),
+                                definition_name: "user",
+                                subject: Ellipsis,
+                                caveat: Some(
+                                    CaveatId(
+                                        0,
+                                    ),
+                                ),
+                                expiration: false,
+                            },
+                            AllowedSubjectType {
+                                definition: DefinitionId(
+                                    0,
+                                ),
+                                definition_name: "user",
+                                subject: Wildcard,
+                                caveat: None,
+                                expiration: true,
+                            },
+                        ],
+                    },
+                },
+                Relation {
+                    name: "view",
+                    comments: [],
+                    kind: Permission {
+                        rewrite: Exclusion(
+                            Union(
+                                [
+                                    ComputedUserset(
+                                        RelationId(
+                                            1,
+                                        ),
+                                    ),
+                                    Intersection(
+                                        [
+                                            ComputedUserset(
+                                                RelationId(
+                                                    1,
+                                                ),
+                                            ),
+                                            ComputedUserset(
+                                                RelationId(
+                                                    0,
+                                                ),
+                                            ),
+                                        ],
+                                    ),
+                                    TupleToUserset(
+                                        TupleToUserset {
+                                            tupleset: RelationId(
+                                                0,
+                                            ),
+                                            computed: "view",
+                                            targets: [
+                                                (
+                                                    DefinitionId(
+                                                        1,
+                                                    ),
+                                                    RelationId(
+                                                        2,
+                                                    ),
+                                                ),
+                                            ],
+                                            function: Any,
+                                        },
+                                    ),
+                                ],
+                            ),
+                            Nil,
+                        ),
+                        type_annotation: [],
+                    },
+                },
+                Relation {
+                    name: "any_view",
+                    comments: [],
+                    kind: Permission {
+                        rewrite: TupleToUserset(
+                            TupleToUserset {
+                                tupleset: RelationId(
+                                    0,
+                                ),
+                                computed: "view",
+                                targets: [
+                                    (
+                                        DefinitionId(
+                                            1,
+                                        ),
+                                        RelationId(
+                                            2,
+                                        ),
+                                    ),
+                                ],
+                                function: All,
+                            },
+                        ),
+                        type_annotation: [],
+                    },
+                },
+            ]
+        "#]]
+        .assert_debug_eq(&document.relations);
+        let caveat = schema.caveat_by_name("ip_allowed").unwrap();
+        assert_eq!(caveat.params[0].param_type.to_string(), "ipaddress");
+        assert!(schema.features.expiration);
+        // Equal texts give equal IRs, and the comparison sees differences (what a printer
+        // round-trip test relies on).
+        let text = "definition user {}\n\ndefinition doc {\n    relation viewer: user\n}\n";
+        let first = compile_str("a.zed", text).unwrap().schema;
+        assert_eq!(first, compile_str("b.zed", text).unwrap().schema);
+        let other = compile_str("c.zed", &text.replace("viewer", "reader"))
+            .unwrap()
+            .schema;
+        assert_ne!(first, other);
+    }
+}

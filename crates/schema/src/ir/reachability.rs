@@ -212,3 +212,138 @@ fn walk_rewrite(
         Rewrite::Nil => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile_str;
+    use crate::ir::{ReachEdgeKind, ReachNode};
+
+    const SCHEMA: &str = r#"
+definition user {}
+
+definition group {
+    relation member: user | group#member
+}
+
+definition folder {
+    relation parent: folder
+    relation viewer: user | user:* | group#member
+    permission view = viewer + parent->view
+}
+
+definition document {
+    relation folder: folder
+    relation banned: user
+    relation owner: user
+    permission edit = owner - banned
+    permission view = edit + folder->view
+    permission strict = folder.all(view)
+}
+"#;
+
+    fn names(schema: &crate::CompiledSchema, node: ReachNode) -> Vec<String> {
+        schema
+            .reachability
+            .reachable_from(node)
+            .into_iter()
+            .map(|(def, rel)| {
+                let definition = schema.definition(def);
+                format!(
+                    "{}#{}",
+                    definition.name,
+                    definition.relations[rel.index()].name
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn users_reach_everything_they_can_be_granted() {
+        let schema = compile_str("t.zed", SCHEMA).unwrap().schema;
+        let user = schema.definition_id("user").unwrap();
+        let reached = names(
+            &schema,
+            ReachNode {
+                definition: user,
+                relation: None,
+            },
+        );
+        assert_eq!(
+            reached,
+            [
+                "group#member",
+                "folder#viewer",
+                "folder#view",
+                "document#banned",
+                "document#owner",
+                "document#edit",
+                "document#view",
+                "document#strict",
+            ]
+        );
+    }
+
+    #[test]
+    fn edges_say_how_and_whether_a_check_is_needed() {
+        let schema = compile_str("t.zed", SCHEMA).unwrap().schema;
+        let (folder, view) = schema.resolve("folder", "view").unwrap();
+        let edges = schema.reachability.edges_from(ReachNode {
+            definition: folder,
+            relation: Some(view),
+        });
+        let shown: Vec<String> = edges
+            .iter()
+            .map(|edge| {
+                let definition = schema.definition(edge.definition);
+                let kind = match edge.kind {
+                    ReachEdgeKind::Arrow { tupleset, function } => format!(
+                        "arrow over {} ({function:?})",
+                        definition.relations[tupleset.index()].name
+                    ),
+                    other => format!("{other:?}"),
+                };
+                format!(
+                    "{}#{} by {kind}{}",
+                    definition.name,
+                    definition.relations[edge.relation.index()].name,
+                    if edge.conditional {
+                        ", needs check"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "folder#view by arrow over parent (Any)",
+                "document#view by arrow over folder (Any)",
+                "document#strict by arrow over folder (All), needs check",
+            ]
+        );
+        // `banned` is subtracted: it adds no edge towards `edit`.
+        let (document, banned) = schema.resolve("document", "banned").unwrap();
+        assert!(
+            schema
+                .reachability
+                .edges_from(ReachNode {
+                    definition: document,
+                    relation: Some(banned)
+                })
+                .is_empty()
+        );
+        // Wildcards are direct edges flagged for the engine.
+        let user = schema.definition_id("user").unwrap();
+        let wildcard = schema
+            .reachability
+            .edges_from(ReachNode {
+                definition: user,
+                relation: None,
+            })
+            .iter()
+            .filter(|edge| matches!(edge.kind, ReachEdgeKind::Direct { wildcard: true, .. }))
+            .count();
+        assert_eq!(wildcard, 1);
+    }
+}
