@@ -125,6 +125,11 @@ fn conformance_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
 }
 
+#[expect(
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "a test helper: a broken corpus must fail loudly"
+)]
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", dir.display()))
@@ -141,6 +146,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// (name, schema text) for every schema in the corpus.
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: a broken corpus must fail loudly"
+)]
 fn corpus() -> BTreeMap<String, String> {
     let root = conformance_dir();
     let mut items = BTreeMap::new();

@@ -6,7 +6,6 @@
 //! Each case was checked against SpiceDB v1.54 WriteSchema: it rejects every failing case
 //! and accepts every `warn_*`/`ok_*` case.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ostiary_schema::{CompileOptions, Diagnostic, SourceFile, compile};
@@ -14,12 +13,15 @@ use ostiary_schema::{CompileOptions, Diagnostic, SourceFile, compile};
 fn render(diags: &[Diagnostic]) -> String {
     let mut out = String::new();
     for diag in diags {
-        writeln!(out, "{diag}").unwrap();
+        out.push_str(&format!("{diag}\n"));
         if let Some(label) = &diag.label {
-            writeln!(out, "  label: {label} (`{}`)", diag.file.slice(diag.span)).unwrap();
+            out.push_str(&format!(
+                "  label: {label} (`{}`)\n",
+                diag.file.slice(diag.span)
+            ));
         }
         if let Some(help) = &diag.help {
-            writeln!(out, "  help: {help}").unwrap();
+            out.push_str(&format!("  help: {help}\n"));
         }
     }
     if diags.is_empty() {
