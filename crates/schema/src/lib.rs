@@ -14,7 +14,8 @@ pub mod printer;
 pub mod source;
 
 pub use compile::{
-    CompileOptions, Compiled, ObjectTypePrefix, check_translation, compile, compile_parsed, compile_str,
+    CompileOptions, Compiled, ObjectTypePrefix, check_translation, compile, compile_parsed,
+    compile_str,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use ir::CompiledSchema;

@@ -502,7 +502,10 @@ impl Checker<'_> {
         match name {
             "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" => {
                 let numeric = |ty: &InferredType| {
-                    matches!(ty, InferredType::Int | InferredType::Uint | InferredType::Double)
+                    matches!(
+                        ty,
+                        InferredType::Int | InferredType::Uint | InferredType::Double
+                    )
                 };
                 // CEL's equality is heterogeneous across numeric types (`uint == 42` holds);
                 // ordering is not (SpiceDB rejects `int > 1.5`).
