@@ -19,6 +19,11 @@ use crate::{Page, StoreError, StoredSchema};
 ///
 /// Expiration inside a transaction is judged against [`WriteTxn::now`]: an expired
 /// relationship counts as absent for CREATE, DELETE, preconditions and reads.
+///
+/// An operation that fails may have been partly applied. The body must then give up and
+/// return an error; backends refuse to commit a transaction in which an operation failed
+/// (they return [`StoreError::Internal`]). A failed precondition check changes nothing and
+/// does not count.
 pub trait WriteTxn {
     /// The tenant this transaction writes.
     fn tenant(&self) -> &TenantId;
