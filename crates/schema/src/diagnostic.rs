@@ -107,7 +107,7 @@ impl Diagnostic {
         };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100);
         let mut out = String::new();
-        if handler.render_report(&mut out, self).is_err() {
+        if handler.render_report(&mut out, &Rendered(self)).is_err() {
             // Rendering into a String cannot fail in practice; fall back to the plain line.
             return self.to_string();
         }
@@ -157,6 +157,42 @@ impl miette::Diagnostic for Diagnostic {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let label = miette::LabeledSpan::new_primary_with_span(self.label.clone(), self.span);
         Some(Box::new(std::iter::once(label)))
+    }
+}
+
+/// How [`Diagnostic::render`] shows a diagnostic: the message alone as the headline (the
+/// excerpt already names the file, line and column), the code left to machine output.
+struct Rendered<'a>(&'a Diagnostic);
+
+impl fmt::Debug for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for Rendered<'_> {}
+
+impl miette::Diagnostic for Rendered<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        miette::Diagnostic::severity(self.0)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        miette::Diagnostic::help(self.0)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        miette::Diagnostic::source_code(self.0)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        miette::Diagnostic::labels(self.0)
     }
 }
 
