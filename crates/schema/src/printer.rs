@@ -7,17 +7,22 @@
 //!   and `import` lines stay together, every other item is separated by one blank line;
 //! - members are indented by one tab; without a source file (see [`print_with_source`]) a
 //!   blank line goes before a member that carries comments, as SpiceDB's generator does;
-//! - permission expressions get the fewest parentheses that parse back to the same tree
-//!   (loosest to tightest: `-`, `&`, `+`, arrows; all left-associative);
+//! - permission expressions drop the user's parentheses and get back those the tree needs
+//!   (loosest to tightest: `-`, `&`, `+`, arrows; all left-associative), plus parentheses
+//!   around an operand whose operator differs from its parent's, so that the surprising
+//!   precedence never misleads a reader;
 //! - comments are kept verbatim, only re-indented; caveat expressions are trimmed and
 //!   re-indented by one tab, unless they hold a multi-line string literal.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::ast::{
     AllowedKind, AllowedType, Arrow, ArrowKind, Caveat, Comment, Definition, Expr, Item, Member,
     Permission, Relation, Schema, TypeRef,
 };
+use crate::diagnostic::Diagnostic;
+use crate::lexer::{self, TokenKind};
 use crate::source::{SourceFile, Span};
 
 const INDENT: &str = "\t";
@@ -40,6 +45,55 @@ pub fn print_with_source(schema: &Schema, source: &SourceFile) -> String {
         source: Some(source),
     }
     .schema(schema)
+}
+
+/// Parses `file` and prints it with [`print_with_source`]: what `ostiary schema fmt` writes.
+///
+/// Refuses (returning the diagnostics) a file with syntax errors, and a file with a comment
+/// the syntax tree has no place for (inside an expression, say), which formatting would drop.
+pub fn format(file: &Arc<SourceFile>) -> Result<String, Vec<Diagnostic>> {
+    let parsed = crate::parser::parse(file);
+    if !parsed.is_ok() {
+        return Err(parsed.diagnostics);
+    }
+    let printed = print_with_source(&parsed.schema, file);
+    let lost = lost_comments(file, &printed);
+    if lost.is_empty() {
+        Ok(printed)
+    } else {
+        Err(lost)
+    }
+}
+
+/// An error for each comment of `file` that `printed` does not contain (whitespace is
+/// ignored, since the printer re-indents block comments).
+fn lost_comments(file: &Arc<SourceFile>, printed: &str) -> Vec<Diagnostic> {
+    let printed = squash_whitespace(printed);
+    lexer::lex(file.text())
+        .into_iter()
+        .filter(|token| {
+            matches!(
+                token.kind,
+                TokenKind::SinglelineComment | TokenKind::MultilineComment
+            )
+        })
+        .filter(|token| !printed.contains(&squash_whitespace(file.slice(token.span))))
+        .map(|token| {
+            Diagnostic::error(
+                "fmt-comment-dropped",
+                file,
+                token.span,
+                "formatting would drop this comment",
+            )
+            .with_label("the syntax tree keeps no comment here")
+            .with_help("move the comment onto its own line before a definition or member")
+        })
+        .collect()
+}
+
+/// `text` with every run of whitespace replaced by one space.
+fn squash_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 struct Printer<'src> {
@@ -87,13 +141,13 @@ impl Printer<'_> {
             if previous.is_some() {
                 out.push('\n');
             }
-            write_comments(&mut out, &schema.trailing_comments, "");
+            self.write_comments(&mut out, &schema.trailing_comments, "", None);
         }
         out
     }
 
     fn item(&self, out: &mut String, item: &Item) {
-        write_comments(out, item.comments(), "");
+        self.write_comments(out, item.comments(), "", Some(item.span()));
         match item {
             Item::Use(directive) => {
                 let _ = writeln!(out, "use {}", directive.flag.text);
@@ -126,7 +180,7 @@ impl Printer<'_> {
                 out.push('\n');
             }
             previous_end = Some(member.span());
-            write_comments(out, member.comments(), INDENT);
+            self.write_comments(out, member.comments(), INDENT, Some(member.span()));
             out.push_str(INDENT);
             match member {
                 Member::Relation(relation) => write_relation(out, relation),
@@ -143,7 +197,7 @@ impl Printer<'_> {
             {
                 out.push('\n');
             }
-            write_comments(out, &definition.trailing_comments, INDENT);
+            self.write_comments(out, &definition.trailing_comments, INDENT, None);
         }
         out.push_str("}\n");
     }
@@ -159,11 +213,26 @@ impl Printer<'_> {
             None => next_has_comments,
         }
     }
-}
 
-fn write_comments(out: &mut String, comments: &[Comment], indent: &str) {
-    for comment in comments {
-        write_comment(out, &comment.text, indent);
+    /// Writes a run of comments. With a source file, a blank line between two comments, or
+    /// between the last one and `next` (what the comments belong to), is kept.
+    fn write_comments(
+        &self,
+        out: &mut String,
+        comments: &[Comment],
+        indent: &str,
+        next: Option<Span>,
+    ) {
+        for (idx, comment) in comments.iter().enumerate() {
+            write_comment(out, &comment.text, indent);
+            let following = comments.get(idx + 1).map(|comment| comment.span).or(next);
+            if let Some(following) = following
+                && self.source.is_some()
+                && self.wants_blank_line(comment.span, following, false)
+            {
+                out.push('\n');
+            }
+        }
     }
 }
 
@@ -273,11 +342,18 @@ fn write_expr(out: &mut String, expr: &Expr) {
 }
 
 fn write_binary(out: &mut String, left: &Expr, operator: &str, right: &Expr, level: u8) {
-    // Left-associative: a left operand at the same level needs no parentheses, a right one
-    // does (`a - (b - c)`).
-    write_operand(out, left, precedence(left) < level);
+    // Left-associative, so a left operand with the same operator needs no parentheses and a
+    // right one does (`a - (b - c)`). An operand with another operator is parenthesised
+    // even where precedence would make it unnecessary: `a - b + c` means `a - (b + c)`,
+    // which few readers would guess, and a misread exclusion grants access.
+    write_operand(out, left, is_binary(left) && precedence(left) != level);
     out.push_str(operator);
-    write_operand(out, right, precedence(right) <= level);
+    write_operand(out, right, is_binary(right));
+}
+
+/// Whether `expr` is a `+`, `&` or `-` expression (looking through parentheses).
+fn is_binary(expr: &Expr) -> bool {
+    (1..=3).contains(&precedence(expr))
 }
 
 fn write_operand(out: &mut String, expr: &Expr, parenthesise: bool) {
@@ -362,7 +438,7 @@ fn caveat_body_lines(expression: &str) -> Vec<&str> {
     let common = lines
         .iter()
         .enumerate()
-        .filter(|(idx, line)| !(skip_first && *idx == 0) && !trim_indent(line).is_empty())
+        .filter(|(idx, line)| (*idx > 0 || !skip_first) && !trim_indent(line).is_empty())
         .map(|(_, line)| line.len() - trim_indent(line).len())
         .min()
         .unwrap_or(0);
@@ -666,7 +742,7 @@ mod tests {
     }
 
     #[test]
-    fn binary_operators_get_minimal_parentheses() {
+    fn binary_operators_get_needed_and_clarifying_parentheses() {
         check_exprs(
             vec![
                 union(union(r("a"), r("b")), r("c")),
@@ -674,10 +750,11 @@ mod tests {
                 excl(excl(r("a"), r("b")), r("c")),
                 excl(r("a"), excl(r("b"), r("c"))),
                 inter(r("a"), inter(r("b"), r("c"))),
-                // `-` binds loosest, so a union on either side needs no parentheses...
+                // `-` binds loosest, so a union on either side needs no parentheses, but gets
+                // them so that nobody reads `a - b + c` as `(a - b) + c`.
                 excl(union(r("a"), r("b")), r("c")),
                 excl(r("a"), union(r("b"), r("c"))),
-                // ...but an exclusion inside a union or intersection does.
+                // An exclusion inside a union or intersection needs them.
                 union(r("a"), excl(r("b"), r("c"))),
                 union(excl(r("a"), r("b")), r("c")),
                 inter(excl(r("a"), r("b")), r("c")),
@@ -697,18 +774,18 @@ mod tests {
                 a - b - c
                 a - (b - c)
                 a & (b & c)
-                a + b - c
-                a - b + c
+                (a + b) - c
+                a - (b + c)
                 a + (b - c)
                 (a - b) + c
                 (a - b) & c
-                a + b & c
+                (a + b) & c
                 (a & b) + c
                 a + (b & c)
-                a & b - c & d
+                (a & b) - (c & d)
                 a
                 a + (b + c)
-                a + b - (c - d)
+                (a + b) - (c - d)
                 nil + self
             "#]],
         );
