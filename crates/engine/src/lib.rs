@@ -1,0 +1,235 @@
+//! The Ostiary evaluation engine: Check, CheckBulk, Expand, LookupResources and
+//! LookupSubjects over one store [`Snapshot`] and a compiled schema ([`EngineSchema`]).
+//!
+//! Answers follow SpiceDB v1.54: relations and permissions, subject sets (`group:eng#member`),
+//! wildcards, unions, intersections, exclusions, arrows (`->`, `.any`, `.all`), `nil`, `self`,
+//! recursion and cycles, caveats (relationship context merged under the request context,
+//! missing parameters give a conditional answer) and expiration (the store hides expired
+//! relationships).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ostiary_engine::{Engine, EngineSchema, Permissionship};
+//! # use ostiary_store::{Datastore, DatastoreExt, RelationshipUpdate};
+//! # use ostiary_types::TenantId;
+//! # fn demo(store: &dyn Datastore) -> Result<(), Box<dyn std::error::Error>> {
+//! let compiled = ostiary_schema::compile_str("s.zed", "definition user {}\n\
+//!     definition doc { relation viewer: user\n permission view = viewer }")
+//!     .map_err(|diags| diags.to_string())?
+//!     .schema;
+//! let schema = EngineSchema::new(Arc::new(compiled))?;
+//! let tenant = TenantId::default_tenant();
+//! let snapshot = store.head_snapshot(&tenant)?;
+//! let result = Engine::default().check(
+//!     snapshot.as_ref(),
+//!     &schema,
+//!     &"doc:readme".parse()?,
+//!     &"view".parse()?,
+//!     &"user:alice".parse()?,
+//!     &serde_json::Map::new(),
+//! )?;
+//! assert_eq!(result.permissionship, Permissionship::No);
+//! # Ok(()) }
+//! ```
+
+mod caveat;
+mod check;
+mod error;
+mod schema;
+
+use ostiary_store::Snapshot;
+use ostiary_types::{ObjectRef, RelationName, SubjectRef};
+use serde_json::{Map, Value as Json};
+use tracing::instrument;
+
+pub use error::EngineError;
+pub use schema::EngineSchema;
+
+use crate::caveat::Tri;
+use crate::check::{Checker, ResolvedSubject, resolve_resource};
+
+/// Engine settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The deepest chain of dispatches (relation or permission evaluations nested in one
+    /// another) before [`EngineError::MaxDepthExceeded`]; SpiceDB's default is 50.
+    pub max_depth: u32,
+}
+
+impl EngineConfig {
+    /// SpiceDB's default maximum depth.
+    pub const DEFAULT_MAX_DEPTH: u32 = 50;
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// Whether a subject has a permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permissionship {
+    /// `PERMISSIONSHIP_HAS_PERMISSION`.
+    Has,
+    /// `PERMISSIONSHIP_NO_PERMISSION`.
+    No,
+    /// `PERMISSIONSHIP_CONDITIONAL_PERMISSION`: it depends on caveat parameters the request
+    /// did not supply.
+    Conditional {
+        /// The missing parameter names, sorted.
+        missing_params: Vec<String>,
+    },
+}
+
+impl From<Tri> for Permissionship {
+    fn from(value: Tri) -> Self {
+        match value {
+            Tri::True => Permissionship::Has,
+            Tri::False => Permissionship::No,
+            Tri::Partial(missing_params) => Permissionship::Conditional { missing_params },
+        }
+    }
+}
+
+/// The answer to a Check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Has, no, or conditional.
+    pub permissionship: Permissionship,
+}
+
+/// One item of a CheckBulk request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckItem {
+    /// The resource.
+    pub resource: ObjectRef,
+    /// The relation or permission.
+    pub permission: RelationName,
+    /// The subject.
+    pub subject: SubjectRef,
+    /// The request caveat context.
+    pub context: Map<String, Json>,
+}
+
+/// The evaluation engine. Stateless apart from its configuration: one per server, shared by
+/// every request.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    config: EngineConfig,
+}
+
+impl Engine {
+    /// An engine with `config`.
+    pub fn new(config: EngineConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Check: does `subject` have `permission` (a relation or a permission) on `resource`?
+    ///
+    /// # Errors
+    ///
+    /// Unknown definitions or relations (of the resource or the subject), a wildcard resource
+    /// or subject, a caveat context value of the wrong type or a failing caveat, the depth
+    /// limit, or a store failure.
+    #[instrument(level = "debug", skip_all, fields(%resource, %permission, %subject))]
+    pub fn check(
+        &self,
+        snapshot: &dyn Snapshot,
+        schema: &EngineSchema,
+        resource: &ObjectRef,
+        permission: &RelationName,
+        subject: &SubjectRef,
+        context: &Map<String, Json>,
+    ) -> Result<CheckResult, EngineError> {
+        let (def, rel) = resolve_resource(schema, resource, permission)?;
+        let subject = ResolvedSubject::resolve(schema, subject)?;
+        let mut checker = Checker::new(snapshot, schema, subject, context, self.config.max_depth);
+        let value = checker.check(def, rel, resource.object_id())?;
+        Ok(CheckResult {
+            permissionship: value.into(),
+        })
+    }
+
+    /// CheckBulk: many checks at one snapshot. Items with the same subject and context share
+    /// one memo, so common sub-problems are evaluated once. Each item gets its own result,
+    /// in order.
+    #[instrument(level = "debug", skip_all, fields(n_items = items.len()))]
+    pub fn check_bulk(
+        &self,
+        snapshot: &dyn Snapshot,
+        schema: &EngineSchema,
+        items: &[CheckItem],
+    ) -> Vec<Result<CheckResult, EngineError>> {
+        let mut results: Vec<Option<Result<CheckResult, EngineError>>> =
+            items.iter().map(|_| None).collect();
+        // Group items by (subject, context), keeping the first item's index as the group key.
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (item_idx, item) in items.iter().enumerate() {
+            let group = groups.iter_mut().find(|(first, _)| {
+                items[*first].subject == item.subject && items[*first].context == item.context
+            });
+            match group {
+                Some((_, members)) => members.push(item_idx),
+                None => groups.push((item_idx, vec![item_idx])),
+            }
+        }
+        for (first, members) in groups {
+            let first_item = &items[first];
+            let subject = match ResolvedSubject::resolve(schema, &first_item.subject) {
+                Ok(subject) => subject,
+                Err(err) => {
+                    let message = err.to_string();
+                    for item_idx in members {
+                        results[item_idx] = Some(Err(clone_error(&err, &message)));
+                    }
+                    continue;
+                }
+            };
+            let mut checker = Checker::new(
+                snapshot,
+                schema,
+                subject,
+                &first_item.context,
+                self.config.max_depth,
+            );
+            for item_idx in members {
+                let item = &items[item_idx];
+                let res = resolve_resource(schema, &item.resource, &item.permission)
+                    .and_then(|(def, rel)| checker.check(def, rel, item.resource.object_id()))
+                    .map(|value| CheckResult {
+                        permissionship: value.into(),
+                    });
+                results[item_idx] = Some(res);
+            }
+        }
+        results
+            .into_iter()
+            .map(|res| res.unwrap_or_else(|| Err(EngineError::Internal("unanswered item".into()))))
+            .collect()
+    }
+}
+
+/// Copies a subject-resolution error for every item of a group (errors are not `Clone`
+/// because store errors wrap foreign ones; resolution errors are plain data).
+fn clone_error(err: &EngineError, message: &str) -> EngineError {
+    match err {
+        EngineError::UnknownDefinition(name) => EngineError::UnknownDefinition(name.clone()),
+        EngineError::UnknownRelation {
+            definition,
+            relation,
+        } => EngineError::UnknownRelation {
+            definition: definition.clone(),
+            relation: relation.clone(),
+        },
+        EngineError::WildcardNotAllowed(text) => EngineError::WildcardNotAllowed(text.clone()),
+        _ => EngineError::Internal(message.to_owned()),
+    }
+}

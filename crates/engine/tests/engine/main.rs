@@ -1,0 +1,14 @@
+//! Integration tests of the engine: SpiceDB's integration testconfigs, a reference evaluator
+//! and property tests comparing the engine with it.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+mod random;
+mod reference;
+mod support;
+mod testconfigs;
