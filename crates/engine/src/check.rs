@@ -535,3 +535,305 @@ impl<'a> Checker<'a> {
         error.map_or(Ok(acc), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ostiary_store::{DatastoreExt, RelationshipUpdate};
+    use ostiary_store_mem::MemDatastore;
+    use ostiary_types::{RelationshipKey, TenantId};
+
+    use crate::{Engine, EngineConfig, EngineSchema, Permissionship};
+
+    /// Runs each `check text => expected` line against the schema and relationships.
+    /// Expected: `has`, `no`, `cond(a,b)` or `err`.
+    fn check(schema: &str, relationships: &str, max_depth: u32, cases: &[(&str, &str)]) {
+        let compiled = ostiary_schema::compile_str("t.zed", schema).unwrap().schema;
+        let schema = EngineSchema::new(Arc::new(compiled)).unwrap();
+        let store = MemDatastore::default();
+        let tenant = TenantId::default_tenant();
+        let updates: Vec<_> = relationships
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| RelationshipUpdate::Touch(line.parse().unwrap()))
+            .collect();
+        store.write_relationships(&tenant, &[], &updates).unwrap();
+        let snapshot = store.head_snapshot(&tenant).unwrap();
+        let engine = Engine::new(EngineConfig { max_depth });
+        for (text, expected) in cases {
+            let (text, context) = match text.split_once(" with ") {
+                Some((text, context)) => (text, serde_json::from_str(context).unwrap()),
+                None => (*text, serde_json::Map::new()),
+            };
+            let key: RelationshipKey = text.parse().unwrap();
+            let res = engine.check(
+                snapshot.as_ref(),
+                &schema,
+                key.resource(),
+                key.relation(),
+                key.subject(),
+                &context,
+            );
+            let actual = match res {
+                Ok(res) => match res.permissionship {
+                    Permissionship::Has => "has".to_owned(),
+                    Permissionship::No => "no".to_owned(),
+                    Permissionship::Conditional { missing_params } => {
+                        format!("cond({})", missing_params.join(","))
+                    }
+                },
+                Err(err) => format!("err {err}"),
+            };
+            let ok = if *expected == "err" {
+                actual.starts_with("err")
+            } else {
+                actual == *expected
+            };
+            assert!(ok, "{text}: expected {expected}, got {actual}");
+        }
+    }
+
+    const GROUPS: &str = "
+        definition user {}
+        definition group {
+            relation member: user | group#member
+        }
+        definition doc {
+            relation viewer: user | user:* | group#member
+            relation editor: user
+            relation banned: user | group#member
+            relation parent: folder
+            permission edit = editor
+            permission view = viewer + edit
+            permission both = viewer & editor
+            permission allowed = view - banned
+            permission nothing = nil
+            permission via_parent = parent->view
+            permission all_parents = parent.all(view)
+        }
+        definition folder {
+            relation viewer: user
+            permission view = viewer
+        }
+    ";
+
+    #[test]
+    fn relations_and_subject_sets() {
+        check(
+            GROUPS,
+            "doc:1#viewer@user:alice
+             doc:1#viewer@group:eng#member
+             group:eng#member@group:core#member
+             group:core#member@user:carol",
+            50,
+            &[
+                ("doc:1#viewer@user:alice", "has"),
+                ("doc:1#viewer@user:bob", "no"),
+                ("doc:1#viewer@user:carol", "has"),
+                ("doc:1#viewer@group:eng#member", "has"),
+                ("doc:1#viewer@group:core#member", "has"),
+                ("doc:1#viewer@group:other#member", "no"),
+                ("group:eng#member@group:eng#member", "has"),
+                ("doc:2#viewer@user:alice", "no"),
+            ],
+        );
+    }
+
+    #[test]
+    fn union_intersection_exclusion_nil() {
+        check(
+            GROUPS,
+            "doc:1#viewer@user:alice
+             doc:1#editor@user:bob
+             doc:1#editor@user:alice
+             doc:1#viewer@group:eng#member
+             group:eng#member@user:dan
+             group:eng#member@user:erin
+             doc:1#banned@user:erin",
+            50,
+            &[
+                ("doc:1#view@user:bob", "has"),
+                ("doc:1#view@user:alice", "has"),
+                ("doc:1#view@user:zed", "no"),
+                ("doc:1#both@user:alice", "has"),
+                ("doc:1#both@user:bob", "no"),
+                ("doc:1#allowed@user:dan", "has"),
+                ("doc:1#allowed@user:erin", "no"),
+                ("doc:1#nothing@user:alice", "no"),
+            ],
+        );
+    }
+
+    #[test]
+    fn wildcards_and_exclusions() {
+        check(
+            GROUPS,
+            "doc:1#viewer@user:*
+             doc:1#banned@user:mallory",
+            50,
+            &[
+                ("doc:1#view@user:anyone", "has"),
+                ("doc:1#allowed@user:anyone", "has"),
+                ("doc:1#allowed@user:mallory", "no"),
+                ("doc:2#view@user:anyone", "no"),
+                // A wildcard is not a subject set.
+                ("doc:1#view@group:eng#member", "no"),
+                ("doc:1#view@user:*", "err"),
+            ],
+        );
+    }
+
+    #[test]
+    fn arrows_any_and_all() {
+        check(
+            GROUPS,
+            "doc:1#parent@folder:a
+             doc:1#parent@folder:b
+             folder:a#viewer@user:alice
+             folder:b#viewer@user:alice
+             folder:b#viewer@user:bob
+             doc:2#parent@folder:a",
+            50,
+            &[
+                ("doc:1#via_parent@user:alice", "has"),
+                ("doc:1#via_parent@user:bob", "has"),
+                ("doc:1#via_parent@user:carol", "no"),
+                ("doc:1#all_parents@user:alice", "has"),
+                ("doc:1#all_parents@user:bob", "no"),
+                ("doc:2#all_parents@user:alice", "has"),
+                ("doc:3#all_parents@user:alice", "no"),
+            ],
+        );
+    }
+
+    #[test]
+    fn cycles_terminate_and_depth_is_limited() {
+        check(
+            GROUPS,
+            "group:a#member@group:b#member
+             group:b#member@group:a#member
+             group:b#member@user:alice
+             doc:1#viewer@group:a#member",
+            50,
+            &[
+                ("doc:1#view@user:alice", "has"),
+                ("doc:1#view@user:bob", "no"),
+                ("group:a#member@user:bob", "no"),
+            ],
+        );
+        let chain: String = (0..60)
+            .map(|idx| format!("group:g{idx}#member@group:g{}#member\n", idx + 1))
+            .chain(std::iter::once("group:g60#member@user:alice\n".to_owned()))
+            .collect();
+        check(
+            GROUPS,
+            &chain,
+            50,
+            &[
+                ("group:g30#member@user:alice", "has"),
+                ("group:g0#member@user:alice", "err"),
+                ("group:g0#member@user:bob", "err"),
+            ],
+        );
+        check(
+            GROUPS,
+            &chain,
+            100,
+            &[("group:g0#member@user:alice", "has")],
+        );
+    }
+
+    #[test]
+    fn caveats_and_conditional_algebra() {
+        let schema = "
+            caveat over(limit int, used int) { used < limit }
+            definition user {}
+            definition doc {
+                relation viewer: user with over | user
+                relation editor: user with over
+                relation banned: user with over
+                permission both = viewer & editor
+                permission allowed = viewer - banned
+            }
+        ";
+        check(
+            schema,
+            r#"doc:1#viewer@user:alice[over:{"limit":10}]
+               doc:1#editor@user:alice[over:{"limit":5}]
+               doc:1#viewer@user:bob
+               doc:1#banned@user:bob[over:{"limit":3}]"#,
+            50,
+            &[
+                ("doc:1#viewer@user:alice", "cond(used)"),
+                (r#"doc:1#viewer@user:alice with {"used": 3}"#, "has"),
+                (r#"doc:1#viewer@user:alice with {"used": 30}"#, "no"),
+                // The stored limit wins over the request's.
+                (
+                    r#"doc:1#viewer@user:alice with {"used": 30, "limit": 100}"#,
+                    "no",
+                ),
+                (r#"doc:1#both@user:alice with {"used": 7}"#, "no"),
+                (r#"doc:1#both@user:alice with {"used": 1}"#, "has"),
+                ("doc:1#both@user:alice", "cond(used)"),
+                ("doc:1#allowed@user:bob", "cond(used)"),
+                (r#"doc:1#allowed@user:bob with {"used": 1}"#, "no"),
+                (r#"doc:1#allowed@user:bob with {"used": 5}"#, "has"),
+                (r#"doc:1#viewer@user:alice with {"used": "many"}"#, "err"),
+            ],
+        );
+    }
+
+    #[test]
+    fn self_keyword() {
+        check(
+            "use self
+             definition user {
+                relation related: user
+                permission me_or_related = related + self
+             }",
+            "user:bob#related@user:alice",
+            50,
+            &[
+                ("user:bob#me_or_related@user:bob", "has"),
+                ("user:alice#me_or_related@user:alice", "has"),
+                ("user:bob#me_or_related@user:alice", "has"),
+                ("user:alice#me_or_related@user:bob", "no"),
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        check(
+            GROUPS,
+            "",
+            50,
+            &[
+                ("nope:1#view@user:alice", "err"),
+                ("doc:1#nope@user:alice", "err"),
+                ("doc:1#view@nope:alice", "err"),
+                ("doc:1#view@group:eng#nope", "err"),
+            ],
+        );
+    }
+
+    #[test]
+    fn expired_relationships_are_absent() {
+        check(
+            "use expiration
+             definition user {}
+             definition doc {
+                relation viewer: user with expiration
+             }",
+            "doc:1#viewer@user:old[expiration:2020-01-01T00:00:00Z]
+             doc:1#viewer@user:new[expiration:2300-01-01T00:00:00Z]",
+            50,
+            &[
+                ("doc:1#viewer@user:old", "no"),
+                ("doc:1#viewer@user:new", "has"),
+            ],
+        );
+    }
+}
