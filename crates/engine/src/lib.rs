@@ -35,14 +35,16 @@
 mod caveat;
 mod check;
 mod error;
+mod lookup;
 mod schema;
 
 use ostiary_store::Snapshot;
-use ostiary_types::{ObjectRef, RelationName, SubjectRef};
+use ostiary_types::{ObjectRef, ObjectType, RelationName, SubjectRef};
 use serde_json::{Map, Value as Json};
 use tracing::instrument;
 
 pub use error::EngineError;
+pub use lookup::{LookupResourcesPage, LookupResult};
 pub use schema::EngineSchema;
 
 use crate::caveat::Tri;
@@ -214,6 +216,42 @@ impl Engine {
             .into_iter()
             .map(|res| res.unwrap_or_else(|| Err(EngineError::Internal("unanswered item".into()))))
             .collect()
+    }
+}
+
+impl Engine {
+    /// LookupResources: the ids of the resources of `resource_type` on which `subject` has
+    /// `permission`, in id order, each [`Permissionship::Has`] or
+    /// [`Permissionship::Conditional`]. At most `limit` results are returned; when more may
+    /// follow, the page carries a cursor to pass back as `cursor`.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Engine::check`], or [`EngineError::InvalidCursor`].
+    #[expect(clippy::too_many_arguments, reason = "mirrors the RPC's fields")]
+    #[instrument(level = "debug", skip_all, fields(%resource_type, %permission, %subject))]
+    pub fn lookup_resources(
+        &self,
+        snapshot: &dyn Snapshot,
+        schema: &EngineSchema,
+        resource_type: &ObjectType,
+        permission: &RelationName,
+        subject: &SubjectRef,
+        context: &Map<String, Json>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<LookupResourcesPage, EngineError> {
+        lookup::lookup_resources(
+            snapshot,
+            schema,
+            self.config.max_depth,
+            resource_type,
+            permission,
+            subject,
+            context,
+            limit,
+            cursor,
+        )
     }
 }
 

@@ -357,6 +357,54 @@ fn run_case(seed: u64) -> Result<usize, String> {
                     }
                 }
             }
+            // LookupResources must return exactly the resources Check grants (with the same
+            // permissionship), whole and page by page.
+            for definition in &compiled.definitions {
+                let resource_type: ostiary_types::ObjectType = definition.name.parse().unwrap();
+                for relation in &definition.relations {
+                    let permission: ostiary_types::RelationName = relation.name.parse().unwrap();
+                    let whole = fixture
+                        .lookup_resources(&resource_type, &permission, subject, context, None)
+                        .map_err(|err| format!("seed {seed}: lookup: {err}"))?;
+                    let paged = fixture
+                        .lookup_resources(&resource_type, &permission, subject, context, Some(2))
+                        .map_err(|err| format!("seed {seed}: lookup: {err}"))?;
+                    if whole != paged {
+                        return Err(format!(
+                            "seed {seed}: paged lookup differs: {whole:?} vs {paged:?}"
+                        ));
+                    }
+                    for res in &whole {
+                        let text = format!(
+                            "{}:{}#{}@{subject}",
+                            definition.name, res.resource_id, relation.name
+                        );
+                        let got = fixture
+                            .check_with(&text, context)
+                            .map_err(|err| err.to_string())?;
+                        if got != res.permissionship {
+                            return Err(format!(
+                                "seed {seed}: lookup {text}: {:?}, check {got:?}",
+                                res.permissionship
+                            ));
+                        }
+                    }
+                    for id in RES_IDS {
+                        let text = format!("{}:{id}#{}@{subject}", definition.name, relation.name);
+                        let got = fixture
+                            .check_with(&text, context)
+                            .map_err(|err| err.to_string())?;
+                        let listed = whole.iter().any(|res| res.resource_id.as_str() == *id);
+                        if listed != (got != Permissionship::No) {
+                            return Err(format!(
+                                "seed {seed}: {text}: check {got:?} but lookup listed it: {listed}\nschema:\n{}\nrelationships:\n{}",
+                                case.schema,
+                                case.relationships.join("\n")
+                            ));
+                        }
+                    }
+                }
+            }
             // CheckBulk shares a memo across items: it must agree with single checks.
             let bulk =
                 fixture

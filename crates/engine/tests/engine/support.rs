@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use ostiary_engine::{Engine, EngineError, EngineSchema, Permissionship};
+use ostiary_engine::{Engine, EngineError, EngineSchema, LookupResult, Permissionship};
 use ostiary_store::{DatastoreExt, RelationshipUpdate, Snapshot};
 use ostiary_store_mem::MemDatastore;
-use ostiary_types::{Relationship, RelationshipKey, TenantId};
+use ostiary_types::{
+    ObjectType, RelationName, Relationship, RelationshipKey, SubjectRef, TenantId,
+};
 use serde_json::{Map, Value as Json};
 
 /// A loaded store and schema.
@@ -68,5 +70,35 @@ impl Fixture {
                 context,
             )
             .map(|res| res.permissionship)
+    }
+
+    /// LookupResources, all pages of `page_size` (or one unlimited page).
+    pub(crate) fn lookup_resources(
+        &self,
+        resource_type: &ObjectType,
+        permission: &RelationName,
+        subject: &SubjectRef,
+        context: &Map<String, Json>,
+        page_size: Option<usize>,
+    ) -> Result<Vec<LookupResult>, EngineError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.engine.lookup_resources(
+                self.snapshot.as_ref(),
+                &self.schema,
+                resource_type,
+                permission,
+                subject,
+                context,
+                page_size,
+                cursor.as_deref(),
+            )?;
+            all.extend(page.results);
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 }

@@ -90,6 +90,36 @@ fn run_file(text: &str) -> Result<(usize, Vec<String>), String> {
                 | (Ok(Permissionship::No), Expected::False)
                 | (Ok(Permissionship::Conditional { .. }), Expected::Caveated)
         );
+        // As SpiceDB's suite does, the assertion must also hold through LookupResources.
+        let key: ostiary_types::RelationshipKey = check.parse().map_err(|err| format!("{err}"))?;
+        let found = fixture
+            .lookup_resources(
+                key.resource().object_type(),
+                key.relation(),
+                key.subject(),
+                &context,
+                None,
+            )
+            .map(|results| {
+                results
+                    .into_iter()
+                    .find(|res| res.resource_id == *key.resource().object_id())
+                    .map(|res| res.permissionship)
+            });
+        let lookup_ok = matches!(
+            (&found, expected),
+            (Ok(Some(Permissionship::Has)), Expected::True)
+                | (Ok(None), Expected::False)
+                | (
+                    Ok(Some(Permissionship::Conditional { .. })),
+                    Expected::Caveated
+                )
+        );
+        if !lookup_ok {
+            failures.push(format!(
+                "{assertion}: LookupResources expected {expected:?}, got {found:?}"
+            ));
+        }
         if ok {
             passed += 1;
         } else {
