@@ -159,11 +159,25 @@ fn full_name(prefix: &ObjectTypePrefix, text: &str) -> String {
     }
 }
 
-/// The comment texts of an item.
-fn comment_texts(comments: &[ast::Comment]) -> Vec<String> {
+/// The comment texts of an item, with the indentation of continuation lines normalised
+/// (` * text` for block-comment lines, no indentation otherwise), so that the IR does not
+/// depend on how the schema was indented and `parse → print → parse` keeps it equal.
+pub(crate) fn comment_texts(comments: &[ast::Comment]) -> Vec<String> {
     comments
         .iter()
-        .map(|comment| comment.text.clone())
+        .map(|comment| {
+            let mut lines = comment.text.lines();
+            let mut text = lines.next().unwrap_or_default().trim_end().to_owned();
+            for line in lines {
+                let line = line.trim();
+                text.push('\n');
+                if line.starts_with('*') {
+                    text.push(' ');
+                }
+                text.push_str(line);
+            }
+            text
+        })
         .collect()
 }
 

@@ -378,9 +378,21 @@ pub struct CelExpression {
     pub program: Arc<cel::Program>,
 }
 
+impl CelExpression {
+    /// The expression's lines without their indentation, and without blank lines: two
+    /// expressions that differ only there are the same expression.
+    fn normalized_lines(&self) -> impl Iterator<Item = &str> {
+        self.source
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+    }
+}
+
+/// Equal when the sources are equal up to indentation (the printer re-indents caveat bodies).
 impl PartialEq for CelExpression {
     fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
+        self.normalized_lines().eq(other.normalized_lines())
     }
 }
 

@@ -477,10 +477,7 @@ impl<'a> Checker<'_, 'a> {
             };
             relations.push(Relation {
                 name: name.text.clone(),
-                comments: comments
-                    .iter()
-                    .map(|comment| comment.text.clone())
-                    .collect(),
+                comments: super::comment_texts(comments),
                 kind,
             });
         }
