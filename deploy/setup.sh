@@ -25,6 +25,17 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# The official SpiceDB Python client in a venv of our own, reinstalled when the pins change.
+OSTIARY_VENV="$HOME/.cache/ostiary/venv"
+venv_stamp="$OSTIARY_VENV/.ostiary-requirements"
+if ! [ -x "$OSTIARY_VENV/bin/python" ] || ! cmp -s deploy/python-requirements.txt "$venv_stamp"; then
+  echo "setup: installing the authzed Python client into $OSTIARY_VENV" >&2
+  python3 -m venv "$OSTIARY_VENV"
+  "$OSTIARY_VENV/bin/pip" install --quiet --disable-pip-version-check -r deploy/python-requirements.txt
+  cp deploy/python-requirements.txt "$venv_stamp"
+fi
+export OSTIARY_PYTHON="$OSTIARY_VENV/bin/python"
+
 # One persistent target directory outside the clone keeps rebuilds (RocksDB's C++ above all)
 # cheap across clones and CI runs.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ostiary/target}"
