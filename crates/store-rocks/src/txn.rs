@@ -1,0 +1,299 @@
+//! `RocksTxn`: a read-write transaction that buffers its writes in memory over the
+//! latest written state, then turns them into one `WriteBatch`.
+//!
+//! The datastore's writer mutex is held for the transaction's whole life, so its reads,
+//! CREATE checks and preconditions see every earlier transaction and nothing can change
+//! between them and the commit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ostiary_store::{
+    Change, DeleteOutcome, Page, RelationshipUpdate, StoreError, StoredSchema, WriteTxn, is_expired,
+};
+use ostiary_types::{
+    Relationship, RelationshipFilter, RelationshipKey, Revision, TenantId, Timestamp,
+};
+use rocksdb::WriteBatch;
+
+use crate::codec;
+use crate::error::storage;
+use crate::read::{self, Index, View};
+use crate::{Cf, Shared};
+
+/// One key the transaction wrote.
+#[derive(Debug)]
+struct Pending {
+    key: RelationshipKey,
+    /// The newest stored version before the transaction (expired or not).
+    before: Option<Relationship>,
+    /// The value the transaction leaves (`None`: deleted).
+    after: Option<Relationship>,
+}
+
+/// A transaction in progress.
+pub(crate) struct RocksTxn<'a> {
+    shared: &'a Shared,
+    tenant: TenantId,
+    revision: Revision,
+    now: Timestamp,
+    /// The keys written so far, by unversioned forward key (resource order).
+    pending: BTreeMap<Vec<u8>, Pending>,
+    schema: Option<Arc<str>>,
+    /// Whether an operation failed (possibly half-applied); such a transaction must not
+    /// commit.
+    failed: bool,
+}
+
+impl<'a> RocksTxn<'a> {
+    pub(crate) fn new(
+        shared: &'a Shared,
+        tenant: TenantId,
+        revision: Revision,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            shared,
+            tenant,
+            revision,
+            now,
+            pending: BTreeMap::new(),
+            schema: None,
+            failed: false,
+        }
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Every written version is at or before the transaction's own revision, which nobody
+    /// else writes while it runs.
+    fn view(&self) -> View {
+        View {
+            revision: self.revision,
+            now: self.now,
+        }
+    }
+
+    /// Reports whether a key has a live value in the transaction's view.
+    fn is_live(&mut self, forward_key: &[u8], key: &RelationshipKey) -> Result<bool, StoreError> {
+        let now = self.now;
+        let pending = self.pending_entry(forward_key, key)?;
+        Ok(pending
+            .after
+            .as_ref()
+            .is_some_and(|rel| !is_expired(rel, now)))
+    }
+
+    fn pending_entry(
+        &mut self,
+        forward_key: &[u8],
+        key: &RelationshipKey,
+    ) -> Result<&mut Pending, StoreError> {
+        if !self.pending.contains_key(forward_key) {
+            let cf = self.shared.cf(Cf::Forward)?;
+            let before = read::current_version(&self.shared.db, cf, forward_key, key)?;
+            self.pending.insert(
+                forward_key.to_vec(),
+                Pending {
+                    key: key.clone(),
+                    after: before.clone(),
+                    before,
+                },
+            );
+        }
+        self.pending
+            .get_mut(forward_key)
+            .ok_or_else(|| StoreError::Internal("pending entry vanished".to_owned()))
+    }
+
+    fn apply_one(&mut self, update: &RelationshipUpdate) -> Result<(), StoreError> {
+        let key = update.key();
+        let forward_key = codec::forward_key(&self.tenant, key);
+        match update {
+            RelationshipUpdate::Create(rel) => {
+                if self.is_live(&forward_key, key)? {
+                    return Err(StoreError::AlreadyExists(key.clone()));
+                }
+                self.pending_entry(&forward_key, key)?.after = Some(rel.clone());
+            }
+            RelationshipUpdate::Touch(rel) => {
+                self.pending_entry(&forward_key, key)?.after = Some(rel.clone());
+            }
+            RelationshipUpdate::Delete(_) => {
+                self.pending_entry(&forward_key, key)?.after = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the transaction's write batch: the new versions in both indexes, the schema,
+    /// the change record and the commit time.
+    pub(crate) fn into_batch(self, committed_at: Timestamp) -> Result<WriteBatch, StoreError> {
+        let shared = self.shared;
+        let mut batch = WriteBatch::default();
+        let mut changes = Vec::new();
+        if let Some(text) = &self.schema {
+            batch.put_cf(
+                shared.cf(Cf::Schema)?,
+                codec::schema_key(&self.tenant, self.revision),
+                text.as_bytes(),
+            );
+            changes.push(Change::Schema(Arc::clone(text)));
+        }
+        let forward_cf = shared.cf(Cf::Forward)?;
+        let reverse_cf = shared.cf(Cf::Reverse)?;
+        for (forward_key, pending) in self.pending {
+            let value = match &pending.after {
+                Some(rel) => codec::encode_version(rel)?,
+                // Deleting a key with no current version needs no tombstone.
+                None if pending.before.is_none() => continue,
+                None => codec::TOMBSTONE_VALUE.to_vec(),
+            };
+            let reverse_key = codec::reverse_key(&self.tenant, &pending.key);
+            batch.put_cf(
+                forward_cf,
+                codec::versioned(&forward_key, self.revision),
+                &value,
+            );
+            batch.put_cf(
+                reverse_cf,
+                codec::versioned(&reverse_key, self.revision),
+                &value,
+            );
+            let live_before = pending.before.filter(|rel| !is_expired(rel, self.now));
+            let live_after = pending.after.filter(|rel| !is_expired(rel, self.now));
+            match (live_after, live_before) {
+                (Some(after), _) => changes.push(Change::Touch(after)),
+                (None, Some(before)) => changes.push(Change::Delete(before)),
+                (None, None) => {}
+            }
+        }
+        if !changes.is_empty() {
+            batch.put_cf(
+                shared.cf(Cf::Changes)?,
+                codec::change_key(&self.tenant, self.revision),
+                codec::encode_changes(committed_at, &changes)?,
+            );
+        }
+        let mut time = Vec::with_capacity(12);
+        codec::encode_timestamp(&mut time, committed_at);
+        batch.put_cf(shared.cf(Cf::Meta)?, codec::commit_key(self.revision), time);
+        Ok(batch)
+    }
+}
+
+impl WriteTxn for RocksTxn<'_> {
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn apply(&mut self, updates: &[RelationshipUpdate]) -> Result<(), StoreError> {
+        for update in updates {
+            if let Err(err) = self.apply_one(update) {
+                self.failed = true;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_filtered(
+        &mut self,
+        filter: &RelationshipFilter,
+        limit: Option<usize>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let mut matching = Vec::new();
+        let page = Page {
+            after: None,
+            limit: limit.map(|limit| limit.saturating_add(1)),
+        };
+        self.read_filtered(filter, page, &mut matching)?;
+        let n_to_delete = limit.map_or(matching.len(), |limit| limit.min(matching.len()));
+        let more_remain = matching.len() > n_to_delete;
+        let updates: Vec<RelationshipUpdate> = matching
+            .into_iter()
+            .take(n_to_delete)
+            .map(|rel| RelationshipUpdate::Delete(rel.key().clone()))
+            .collect();
+        self.apply(&updates)?;
+        Ok(DeleteOutcome {
+            n_deleted: n_to_delete,
+            more_remain,
+        })
+    }
+
+    fn read_filtered(
+        &mut self,
+        filter: &RelationshipFilter,
+        page: Page<'_>,
+        out: &mut Vec<Relationship>,
+    ) -> Result<usize, StoreError> {
+        let prefix = read::filter_prefix(&self.tenant, filter);
+        let after = page.after.map(|key| codec::forward_key(&self.tenant, key));
+        // Stored relationships whose key the transaction wrote are replaced by the
+        // transaction's value; each excluded key can displace at most one result, so
+        // reading `limit` stored ones is enough.
+        let mut merged: Vec<(Vec<u8>, Relationship)> = Vec::new();
+        let pending = &self.pending;
+        read::scan(
+            self.shared,
+            Index::Forward,
+            &prefix,
+            after.as_deref(),
+            self.view(),
+            |key, rel| {
+                if !pending.contains_key(key) && filter.matches(&rel) {
+                    merged.push((key.to_vec(), rel));
+                }
+                Ok(page.limit.is_none_or(|limit| merged.len() < limit))
+            },
+        )?;
+        for (forward_key, entry) in pending {
+            let in_range = forward_key.starts_with(&prefix)
+                && after.as_ref().is_none_or(|after| forward_key > after);
+            if let Some(rel) = &entry.after
+                && in_range
+                && !is_expired(rel, self.now)
+                && filter.matches(rel)
+            {
+                merged.push((forward_key.clone(), rel.clone()));
+            }
+        }
+        merged.sort_by(|left, right| left.0.cmp(&right.0));
+        if let Some(limit) = page.limit {
+            merged.truncate(limit);
+        }
+        let n_appended = merged.len();
+        out.extend(merged.into_iter().map(|(_, rel)| rel));
+        Ok(n_appended)
+    }
+
+    fn write_schema(&mut self, text: &str) -> Result<(), StoreError> {
+        self.schema = Some(Arc::from(text));
+        Ok(())
+    }
+
+    fn read_schema(&mut self) -> Result<Option<StoredSchema>, StoreError> {
+        if let Some(text) = &self.schema {
+            return Ok(Some(StoredSchema {
+                text: Arc::clone(text),
+                revision: self.revision,
+            }));
+        }
+        read::schema_at(self.shared, &self.tenant, self.revision)
+    }
+}
+
+/// Writes `batch` to the WAL and memtable without waiting for an fsync (the caller waits
+/// for a group sync afterwards).
+pub(crate) fn write_unsynced(shared: &Shared, batch: WriteBatch) -> Result<(), StoreError> {
+    let mut write_options = rocksdb::WriteOptions::default();
+    write_options.set_sync(false);
+    shared.db.write_opt(batch, &write_options).map_err(storage)
+}

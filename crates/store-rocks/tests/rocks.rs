@@ -1,0 +1,342 @@
+//! Backend-specific tests: persistence across reopen, store format checks on open, bulk
+//! load, garbage collection on disk and group commit under concurrent writers.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests and benchmarks report failure by panicking"
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ostiary_store::{
+    Datastore, DatastoreExt, DatastoreOptions, ManualClock, Page, RelationshipUpdate,
+    ResourceQuery, SubjectQuery,
+};
+use ostiary_store_rocks::{OpenError, RocksConfig, RocksDatastore};
+use ostiary_types::{ObjectType, Relationship, Revision, TenantId};
+
+fn open(path: &Path) -> RocksDatastore {
+    RocksDatastore::open(&RocksConfig::new(path), DatastoreOptions::default()).unwrap()
+}
+
+fn open_err(path: &Path, create: bool) -> OpenError {
+    let mut config = RocksConfig::new(path);
+    config.create_if_missing = create;
+    RocksDatastore::open(&config, DatastoreOptions::default()).unwrap_err()
+}
+
+fn touch(text: &str) -> RelationshipUpdate {
+    RelationshipUpdate::Touch(text.parse().unwrap())
+}
+
+fn read_all(store: &dyn Datastore, resource_type: &str) -> Vec<String> {
+    let tenant = TenantId::default_tenant();
+    let snapshot = store.head_snapshot(&tenant).unwrap();
+    let object_type = ObjectType::new(resource_type).unwrap();
+    let mut out = Vec::new();
+    snapshot
+        .read_resources(&ResourceQuery::new(&object_type), Page::ALL, &mut out)
+        .unwrap();
+    out.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let tenant = TenantId::default_tenant();
+    let (first, second) = {
+        let store = open(&path);
+        let first = store
+            .write_relationships(
+                &tenant,
+                &[],
+                &[
+                    touch("doc:a#viewer@user:alice"),
+                    touch(r#"doc:b#viewer@user:bob[cav:{"n":1}][expiration:2999-01-01T00:00:00Z]"#),
+                ],
+            )
+            .unwrap();
+        store.write_schema(&tenant, "definition user {}").unwrap();
+        let second = store
+            .write_relationships(
+                &tenant,
+                &[],
+                &[RelationshipUpdate::Delete(
+                    "doc:a#viewer@user:alice".parse().unwrap(),
+                )],
+            )
+            .unwrap();
+        (first, second)
+    };
+    let store = open(&path);
+    assert_eq!(store.head_revision().unwrap(), second);
+    assert_eq!(
+        read_all(&store, "doc"),
+        [r#"doc:b#viewer@user:bob[cav:{"n":1}][expiration:2999-01-01T00:00:00Z]"#]
+    );
+    let old = store.snapshot(&tenant, first).unwrap();
+    let mut out = Vec::new();
+    let doc = ObjectType::new("doc").unwrap();
+    old.read_resources(&ResourceQuery::new(&doc), Page::ALL, &mut out)
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    let schema = store
+        .head_snapshot(&tenant)
+        .unwrap()
+        .read_schema()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&*schema.text, "definition user {}");
+    let changes = store.changes_since(&tenant, Revision::ZERO, 10).unwrap();
+    assert_eq!(changes.len(), 3);
+    // Revisions keep increasing after a reopen.
+    let third = store
+        .write_relationships(&tenant, &[], &[touch("doc:c#viewer@user:carol")])
+        .unwrap();
+    assert!(third > second);
+}
+
+#[test]
+fn missing_directory_is_an_error_unless_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent");
+    let err = open_err(&path, false);
+    assert!(matches!(err, OpenError::Missing(_)), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!path.exists());
+    drop(open(&path));
+    assert!(path.join("CURRENT").exists());
+}
+
+#[test]
+fn foreign_directory_is_not_a_datastore() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    let err = open_err(dir.path(), true);
+    assert!(matches!(err, OpenError::NotADatastore(_)), "{err}");
+    assert!(
+        err.to_string().contains("is not an ostiary datastore"),
+        "{err}"
+    );
+}
+
+#[test]
+fn newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    drop(open(&path));
+    {
+        // Rewrite the format version with plain RocksDB, as a newer build would.
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(false);
+        let families = rocksdb::DB::list_cf(&options, &path).unwrap();
+        let db = rocksdb::DB::open_cf(&options, &path, &families).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        db.put_cf(meta, b"format", 99u32.to_be_bytes()).unwrap();
+        db.put_cf(meta, b"other", b"x").unwrap();
+    }
+    let err = open_err(&path, true);
+    assert!(
+        matches!(
+            err,
+            OpenError::NewerFormat {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("newer than the supported format 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupted_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    {
+        let store = open(&path);
+        store
+            .write_relationships(
+                &TenantId::default_tenant(),
+                &[],
+                &[touch("doc:a#viewer@user:b")],
+            )
+            .unwrap();
+    }
+    // Damage every manifest.
+    for entry in std::fs::read_dir(&path).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("MANIFEST") {
+            std::fs::write(entry.path(), b"garbage, not a manifest").unwrap();
+        }
+    }
+    // RocksDB may read a garbage manifest as one without our column families.
+    let err = open_err(&path, true);
+    assert!(
+        matches!(
+            err,
+            OpenError::Corrupted { .. } | OpenError::Io { .. } | OpenError::NotADatastore(_)
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("data"), "{err}");
+
+    // A CURRENT file naming a missing manifest.
+    let other = dir.path().join("other");
+    drop(open(&other));
+    std::fs::write(other.join("CURRENT"), b"MANIFEST-999999\n").unwrap();
+    let err = open_err(&other, true);
+    assert!(
+        matches!(err, OpenError::Corrupted { .. } | OpenError::Io { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn bulk_load_is_readable_from_both_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("data"));
+    let tenant = TenantId::default_tenant();
+    let rels = (0..2_500).map(|idx| {
+        format!("doc:d{}#viewer@user:u{}", idx % 100, idx / 100)
+            .parse::<Relationship>()
+            .unwrap()
+    });
+    // A duplicate in another batch is a later version of the same relationship.
+    let rels = rels.chain(["doc:d0#viewer@user:u0".parse().unwrap()]);
+    let stats = store.bulk_load(&tenant, rels, 1_000).unwrap();
+    assert_eq!(stats.n_relationships, 2_501);
+    assert_eq!(stats.last_revision, Revision::new(3));
+    assert_eq!(store.head_revision().unwrap(), Revision::new(3));
+    assert_eq!(read_all(&store, "doc").len(), 2_500);
+    let user = ObjectType::new("user").unwrap();
+    let ids = ["u7".parse().unwrap()];
+    let query = SubjectQuery {
+        subject_ids: &ids,
+        ..SubjectQuery::new(&user)
+    };
+    let mut out = Vec::new();
+    store
+        .head_snapshot(&tenant)
+        .unwrap()
+        .read_subjects(&query, Page::ALL, &mut out)
+        .unwrap();
+    assert_eq!(out.len(), 100);
+    let changes = store.changes_since(&tenant, Revision::ZERO, 10).unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|group| group.changes.len())
+            .sum::<usize>(),
+        2_501
+    );
+    // A duplicate within one batch is written once, the last value winning.
+    let stats = store
+        .bulk_load(
+            &tenant,
+            [
+                "doc:x#viewer@user:u0[expiration:2999-01-01T00:00:00Z]"
+                    .parse()
+                    .unwrap(),
+                "doc:x#viewer@user:u0".parse().unwrap(),
+            ],
+            10,
+        )
+        .unwrap();
+    assert_eq!(stats.n_relationships, 1);
+    assert!(read_all(&store, "doc").contains(&"doc:x#viewer@user:u0".to_owned()));
+}
+
+#[test]
+fn gc_shrinks_versions_and_keeps_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new("2025-01-01T00:00:00Z".parse().unwrap()));
+    let options = DatastoreOptions {
+        clock: clock.clone(),
+        gc_window: Duration::from_secs(60),
+        ..DatastoreOptions::default()
+    };
+    let path = dir.path().join("data");
+    let tenant = TenantId::default_tenant();
+    let store = RocksDatastore::open(&RocksConfig::new(&path), options.clone()).unwrap();
+    for round in 0..5 {
+        let caveat = format!(r#"doc:a#viewer@user:alice[cav:{{"round":{round}}}]"#);
+        store
+            .write_relationships(
+                &tenant,
+                &[],
+                &[touch(&caveat), touch("doc:b#viewer@user:bob")],
+            )
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    store
+        .write_relationships(
+            &tenant,
+            &[],
+            &[RelationshipUpdate::Delete(
+                "doc:b#viewer@user:bob".parse().unwrap(),
+            )],
+        )
+        .unwrap();
+    clock.advance(Duration::from_secs(120));
+    let stats = store.collect_garbage().unwrap();
+    assert_eq!(stats.horizon, Revision::new(6));
+    // doc:a keeps its newest version; doc:b's five versions go, and its tombstone too
+    // (not counted: it is no relationship version).
+    assert_eq!(stats.n_relationship_versions, 4 + 5);
+    assert_eq!(stats.n_change_revisions, 6);
+    assert_eq!(
+        read_all(&store, "doc"),
+        [r#"doc:a#viewer@user:alice[cav:{"round":4}]"#]
+    );
+    drop(store);
+    let store = RocksDatastore::open(&RocksConfig::new(&path), options).unwrap();
+    assert_eq!(store.head_revision().unwrap(), Revision::new(6));
+    assert!(store.check_revision(Revision::new(5)).is_err());
+    assert_eq!(store.collect_garbage().unwrap().n_relationship_versions, 0);
+}
+
+#[test]
+fn concurrent_writers_share_fsyncs_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir.path().join("data")));
+    let tenant = TenantId::default_tenant();
+    let threads: Vec<_> = (0..8)
+        .map(|thread_idx| {
+            let store = Arc::clone(&store);
+            let tenant = tenant.clone();
+            std::thread::spawn(move || {
+                let mut revisions = Vec::new();
+                for write_idx in 0..50 {
+                    let text = format!("doc:t{thread_idx}#viewer@user:u{write_idx}");
+                    revisions.push(
+                        store
+                            .write_relationships(&tenant, &[], &[touch(&text)])
+                            .unwrap(),
+                    );
+                }
+                revisions
+            })
+        })
+        .collect();
+    let mut all: Vec<Revision> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().unwrap())
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 400);
+    assert_eq!(store.head_revision().unwrap(), Revision::new(400));
+    assert_eq!(read_all(store.as_ref(), "doc").len(), 400);
+}
