@@ -37,7 +37,7 @@ pub fn print(schema: &Schema) -> String {
     Printer { source: None }.schema(schema)
 }
 
-/// Prints `schema` like [`print`], but keeps the user's blank lines between members of a
+/// Prints `schema` like [`print()`], but keeps the user's blank lines between members of a
 /// definition (several blank lines become one). `source` must be the file `schema` was
 /// parsed from; this is what `ostiary schema fmt` uses.
 pub fn print_with_source(schema: &Schema, source: &SourceFile) -> String {
@@ -157,7 +157,12 @@ impl Printer<'_> {
             }
             Item::Definition(definition) => self.definition(out, "definition", definition),
             Item::Partial(partial) => self.definition(out, "partial", partial),
-            Item::Caveat(caveat) => write_caveat(out, caveat),
+            Item::Caveat(caveat) => {
+                let first_indent = self
+                    .source
+                    .and_then(|source| caveat_first_indent(source, caveat));
+                write_caveat(out, caveat, first_indent);
+            }
         }
     }
 
@@ -286,12 +291,13 @@ fn write_relation(out: &mut String, relation: &Relation) {
 fn write_allowed_type(out: &mut String, allowed: &AllowedType) {
     out.push_str(&allowed.type_name.text);
     match &allowed.kind {
-        AllowedKind::Direct => {}
+        // `type#...` means `type`, and is printed so as SpiceDB does. It could not end a
+        // line anyway: a newline after `...` does not end the statement.
+        AllowedKind::Direct | AllowedKind::Ellipsis(_) => {}
         AllowedKind::Wildcard(_) => out.push_str(":*"),
         AllowedKind::SubjectRelation(relation) => {
             let _ = write!(out, "#{}", relation.text);
         }
-        AllowedKind::Ellipsis(_) => out.push_str("#..."),
     }
     match (&allowed.caveat, allowed.expiration.is_some()) {
         (None, false) => {}
@@ -376,7 +382,20 @@ fn write_arrow(out: &mut String, arrow: &Arrow) {
     };
 }
 
-fn write_caveat(out: &mut String, caveat: &Caveat) {
+/// The blank text before a caveat's expression on its line, when the expression starts a
+/// line of its own in `source`.
+fn caveat_first_indent<'src>(source: &'src SourceFile, caveat: &Caveat) -> Option<&'src str> {
+    let span = caveat.expression_span;
+    if source.slice(span) != caveat.expression {
+        return None;
+    }
+    let before = source.text().get(..span.start())?;
+    let line_start = before.rfind('\n').map_or(0, |idx| idx + 1);
+    let prefix = before.get(line_start..)?;
+    trim_indent(prefix).is_empty().then_some(prefix)
+}
+
+fn write_caveat(out: &mut String, caveat: &Caveat, first_indent: Option<&str>) {
     let _ = write!(out, "caveat {}(", caveat.name.text);
     for (idx, param) in caveat.params.iter().enumerate() {
         if idx > 0 {
@@ -386,7 +405,7 @@ fn write_caveat(out: &mut String, caveat: &Caveat) {
         write_type_ref(out, &param.param_type);
     }
     out.push_str(") {\n");
-    for line in caveat_body_lines(&caveat.expression) {
+    for line in caveat_body_lines(&caveat.expression, first_indent) {
         if line.is_empty() {
             out.push('\n');
         } else {
@@ -410,35 +429,47 @@ fn write_type_ref(out: &mut String, type_ref: &TypeRef) {
     }
 }
 
-/// The lines of a caveat's CEL expression with surrounding blank lines, trailing
-/// whitespace and the common indentation removed. A first line written on the same line as
-/// the `{` does not count towards the common indentation.
-fn caveat_body_lines(expression: &str) -> Vec<&str> {
+/// The lines of a caveat's CEL expression, without surrounding blank lines, trailing
+/// whitespace and the common indentation.
+///
+/// The parser's expression text starts at its first token, so the first line's indentation
+/// is known only from the source: `first_indent` is the blank text before the expression on
+/// its line, when it stands on a line of its own. Without it, the first line is trimmed and
+/// does not count towards the common indentation (the result is stable either way: a
+/// second pass strips exactly the tab the first pass added).
+fn caveat_body_lines(expression: &str, first_indent: Option<&str>) -> Vec<String> {
     if expression.contains("'''") || expression.contains("\"\"\"") {
         // A multi-line string literal would change if its lines were re-indented.
         let trimmed = expression.trim_matches([' ', '\t', '\r', '\n']);
         return if trimmed.is_empty() {
             Vec::new()
         } else {
-            vec![trimmed]
+            vec![trimmed.to_owned()]
         };
     }
-    let mut lines: Vec<&str> = expression
+    let mut lines: Vec<String> = expression
         .split('\n')
-        .map(|line| line.trim_end_matches(BLANKS))
+        .map(|line| line.trim_end_matches(BLANKS).to_owned())
         .collect();
-    let first_on_brace_line = lines.first().is_some_and(|first| !first.is_empty());
-    let first_line_idx = lines.iter().position(|line| !trim_indent(line).is_empty());
-    let last_line_idx = lines.iter().rposition(|line| !trim_indent(line).is_empty());
+    let first_line_known = match (first_indent, lines.first_mut()) {
+        (Some(prefix), Some(first)) if !first.is_empty() => {
+            first.insert_str(0, prefix);
+            true
+        }
+        _ => false,
+    };
+    let is_blank = |line: &String| trim_indent(line).is_empty();
+    let first_line_idx = lines.iter().position(|line| !is_blank(line));
+    let last_line_idx = lines.iter().rposition(|line| !is_blank(line));
     let (Some(first_line_idx), Some(last_line_idx)) = (first_line_idx, last_line_idx) else {
         return Vec::new();
     };
-    lines = lines[first_line_idx..=last_line_idx].to_vec();
-    let skip_first = first_on_brace_line && first_line_idx == 0;
+    let skip_first = !first_line_known;
+    let lines = &lines[first_line_idx..=last_line_idx];
     let common = lines
         .iter()
         .enumerate()
-        .filter(|(idx, line)| (*idx > 0 || !skip_first) && !trim_indent(line).is_empty())
+        .filter(|(idx, line)| (*idx > 0 || !skip_first) && !is_blank(line))
         .map(|(_, line)| line.len() - trim_indent(line).len())
         .min()
         .unwrap_or(0);
@@ -447,10 +478,12 @@ fn caveat_body_lines(expression: &str) -> Vec<&str> {
         .enumerate()
         .map(|(idx, line)| {
             if skip_first && idx == 0 {
-                trim_indent(line)
+                trim_indent(line).to_owned()
             } else {
                 // Leading blanks are ASCII, so `common` falls on a character boundary.
-                line.get(common..).unwrap_or_else(|| trim_indent(line))
+                line.get(common..)
+                    .unwrap_or_else(|| trim_indent(line))
+                    .to_owned()
             }
         })
         .collect()
@@ -734,7 +767,7 @@ mod tests {
             expect![[r#"
                 definition tenant/doc {
                 	relation plain: user
-                	relation many: user | group#member | user:* | folder#...
+                	relation many: user | group#member | user:* | folder
                 	relation traits: user with cav | user with expiration | user with tenant/cav and expiration | user:* with cav | group#member with cav and expiration
                 }
             "#]],
