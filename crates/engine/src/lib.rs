@@ -35,8 +35,11 @@
 mod caveat;
 mod check;
 mod error;
+mod expand;
 mod lookup;
+mod lookup_subjects;
 mod schema;
+mod subjects;
 
 use ostiary_store::Snapshot;
 use ostiary_types::{ObjectRef, ObjectType, RelationName, SubjectRef};
@@ -44,11 +47,13 @@ use serde_json::{Map, Value as Json};
 use tracing::instrument;
 
 pub use error::EngineError;
+pub use expand::{DirectSubject, ExpandMode, ExpandNode, ExpandTree, SetOperation};
 pub use lookup::{LookupResourcesPage, LookupResult};
+pub use lookup_subjects::{FoundSubject, ResolvedSubject};
 pub use schema::EngineSchema;
 
 use crate::caveat::Tri;
-use crate::check::{Checker, ResolvedSubject, resolve_resource};
+use crate::check::{Checker, ResolvedSubject as CheckSubject, resolve_resource};
 
 /// Engine settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +157,7 @@ impl Engine {
         context: &Map<String, Json>,
     ) -> Result<CheckResult, EngineError> {
         let (def, rel) = resolve_resource(schema, resource, permission)?;
-        let subject = ResolvedSubject::resolve(schema, subject)?;
+        let subject = CheckSubject::resolve(schema, subject)?;
         let mut checker = Checker::new(snapshot, schema, subject, context, self.config.max_depth);
         let value = checker.check(def, rel, resource.object_id())?;
         Ok(CheckResult {
@@ -185,7 +190,7 @@ impl Engine {
         }
         for (first, members) in groups {
             let first_item = &items[first];
-            let subject = match ResolvedSubject::resolve(schema, &first_item.subject) {
+            let subject = match CheckSubject::resolve(schema, &first_item.subject) {
                 Ok(subject) => subject,
                 Err(err) => {
                     let message = err.to_string();
@@ -251,6 +256,76 @@ impl Engine {
             context,
             limit,
             cursor,
+        )
+    }
+}
+
+impl Engine {
+    /// LookupSubjects: the subjects of `subject_type` (with `subject_relation`, or plain
+    /// objects when `None`) that have `permission` on `resource`.
+    ///
+    /// Results come as SpiceDB's `LookupSubjectsResponse` does: concrete ids, and at most
+    /// one wildcard (`*`) listing the subjects it excludes. A concrete subject may also be
+    /// covered by the wildcard (it is listed in both forms, as in SpiceDB). Results whose
+    /// caveats are false in `context` are dropped; those that depend on missing parameters
+    /// are [`Permissionship::Conditional`]. The wildcard comes first, then ids in order.
+    ///
+    /// SpiceDB streams the parts of a relation's answer (its direct subjects, then each
+    /// subject set's) as separate messages without merging them, so its stream may repeat
+    /// an id; here every answer is merged into one set.
+    ///
+    /// # Errors
+    ///
+    /// Unknown definitions or relations, a wildcard resource, a caveat context value of the
+    /// wrong type or a failing caveat, the depth limit, or a store failure.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the RPC's fields")]
+    #[instrument(level = "debug", skip_all, fields(%resource, %permission, %subject_type))]
+    pub fn lookup_subjects(
+        &self,
+        snapshot: &dyn Snapshot,
+        schema: &EngineSchema,
+        resource: &ObjectRef,
+        permission: &RelationName,
+        subject_type: &ObjectType,
+        subject_relation: Option<&RelationName>,
+        context: &Map<String, Json>,
+    ) -> Result<Vec<FoundSubject>, EngineError> {
+        lookup_subjects::lookup_subjects(
+            snapshot,
+            schema,
+            self.config.max_depth,
+            resource,
+            permission,
+            subject_type,
+            subject_relation,
+            context,
+        )
+    }
+
+    /// Expand: the tree of `permission` on `resource` in SpiceDB's shape.
+    /// [`ExpandMode::Shallow`] is the v1 API's ExpandPermissionTree;
+    /// [`ExpandMode::Recursive`] also expands subject sets.
+    ///
+    /// # Errors
+    ///
+    /// Unknown definitions or relations, a wildcard resource, the depth limit (always, for a
+    /// recursive expansion of cyclic data), or a store failure.
+    #[instrument(level = "debug", skip_all, fields(%resource, %permission))]
+    pub fn expand(
+        &self,
+        snapshot: &dyn Snapshot,
+        schema: &EngineSchema,
+        resource: &ObjectRef,
+        permission: &RelationName,
+        mode: ExpandMode,
+    ) -> Result<ExpandTree, EngineError> {
+        expand::expand(
+            snapshot,
+            schema,
+            self.config.max_depth,
+            resource,
+            permission,
+            mode,
         )
     }
 }

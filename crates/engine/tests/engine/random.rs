@@ -421,7 +421,89 @@ fn run_case(seed: u64) -> Result<usize, String> {
             }
         }
     }
+    // LookupSubjects must agree with Check for every subject of the pool: a subject's
+    // membership in the answer (listed, or covered by a wildcard that does not exclude it)
+    // has Check's permissionship.
+    for context in &contexts {
+        for definition in &compiled.definitions {
+            for relation in &definition.relations {
+                for id in RES_IDS {
+                    let resource: ostiary_types::ObjectRef =
+                        format!("{}:{id}", definition.name).parse().unwrap();
+                    let permission: ostiary_types::RelationName = relation.name.parse().unwrap();
+                    let kinds: [(&str, Option<&str>, &[&str]); 2] =
+                        [("user", None, USERS), ("group", Some("member"), GROUPS)];
+                    for (subject_type, subject_relation, pool) in kinds {
+                        let subject_relation: Option<ostiary_types::RelationName> =
+                            subject_relation.map(|name| name.parse().unwrap());
+                        let found = fixture
+                            .engine
+                            .lookup_subjects(
+                                fixture.snapshot.as_ref(),
+                                &fixture.schema,
+                                &resource,
+                                &permission,
+                                &subject_type.parse().unwrap(),
+                                subject_relation.as_ref(),
+                                context,
+                            )
+                            .map_err(|err| format!("seed {seed}: lookup subjects: {err}"))?;
+                        for member in pool {
+                            let subject = match &subject_relation {
+                                Some(rel) => format!("{subject_type}:{member}#{rel}"),
+                                None => format!("{subject_type}:{member}"),
+                            };
+                            let text = format!("{resource}#{permission}@{subject}");
+                            let want = fixture
+                                .check_with(&text, context)
+                                .map_err(|err| err.to_string())?;
+                            let got = membership(&found, member);
+                            if class(&want) != got {
+                                return Err(format!(
+                                    "seed {seed}: {text} with {context:?}: check {want:?}, lookup subjects {found:?}\nschema:\n{}\nrelationships:\n{}",
+                                    case.schema,
+                                    case.relationships.join("\n")
+                                ));
+                            }
+                            n_checks += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
     Ok(n_checks)
+}
+
+/// 2 for has, 1 for conditional, 0 for no.
+fn class(permissionship: &Permissionship) -> u8 {
+    match permissionship {
+        Permissionship::Has => 2,
+        Permissionship::Conditional { .. } => 1,
+        Permissionship::No => 0,
+    }
+}
+
+/// The membership class of `id` in a LookupSubjects answer: listed, or covered by the
+/// wildcard and not excluded (Kleene logic over the classes).
+pub(crate) fn membership(found: &[ostiary_engine::FoundSubject], id: &str) -> u8 {
+    let mut concrete = 0;
+    let mut via_wildcard = 0;
+    for result in found {
+        let subject = &result.subject;
+        if subject.subject_object_id.as_str() == id {
+            concrete = concrete.max(class(&subject.permissionship));
+        }
+        if subject.subject_object_id.is_wildcard() {
+            let excluded = result
+                .excluded_subjects
+                .iter()
+                .find(|ex| ex.subject_object_id.as_str() == id)
+                .map_or(0, |ex| class(&ex.permissionship));
+            via_wildcard = class(&subject.permissionship).min(2 - excluded);
+        }
+    }
+    concrete.max(via_wildcard)
 }
 
 type TypeNode = (DefinitionId, RelationId);

@@ -2,13 +2,16 @@
 //! every file is loaded into a fresh `MemDatastore` and every assertion runs through Check.
 //! The corpus is read in place from the shared conformance directory (never copied here).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::PathBuf;
 
 use ostiary_engine::Permissionship;
+use ostiary_types::{ObjectRef, RelationName, Relationship};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
+use crate::random::membership;
 use crate::support::fixture;
 
 #[derive(Deserialize)]
@@ -18,7 +21,7 @@ struct ValidationFile {
     assertions: Option<Assertions>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 struct Assertions {
     #[serde(default)]
@@ -62,7 +65,7 @@ fn run_file(text: &str) -> Result<(usize, Vec<String>), String> {
         file.schema.as_deref().unwrap_or(""),
         file.relationships.as_deref().unwrap_or(""),
     )?;
-    let assertions = file.assertions.unwrap_or_default();
+    let assertions = file.assertions.clone().unwrap_or_default();
     let mut passed = 0;
     let mut failures = Vec::new();
     let all = assertions
@@ -128,7 +131,105 @@ fn run_file(text: &str) -> Result<(usize, Vec<String>), String> {
             ));
         }
     }
+    passed += lookup_subjects_agree_with_check(&fixture, &file, &mut failures)?;
     Ok((passed, failures))
+}
+
+/// SpiceDB's "accessibility set" comparison: for every resource, every relation or
+/// permission of its type and every kind of subject defined in the relationships,
+/// LookupSubjects must give each defined subject Check's permissionship. Returns the number
+/// of subjects compared.
+fn lookup_subjects_agree_with_check(
+    fixture: &crate::support::Fixture,
+    file: &ValidationFile,
+    failures: &mut Vec<String>,
+) -> Result<usize, String> {
+    let mut resources: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut subjects: BTreeMap<(String, Option<String>), BTreeSet<String>> = BTreeMap::new();
+    for line in file.relationships.as_deref().unwrap_or("").lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let rel: Relationship = line.parse().map_err(|err| format!("{err}"))?;
+        let resource = rel.resource();
+        resources.insert((
+            resource.object_type().to_string(),
+            resource.object_id().to_string(),
+        ));
+        let subject = rel.subject();
+        if !subject.is_wildcard() {
+            subjects
+                .entry((
+                    subject.object_type().to_string(),
+                    subject.relation().map(ToString::to_string),
+                ))
+                .or_default()
+                .insert(subject.object_id().to_string());
+        }
+    }
+    let context = Map::new();
+    let compiled = fixture.schema.compiled();
+    let mut n_compared = 0;
+    for (resource_type, resource_id) in &resources {
+        let Some(definition) = compiled.definition_by_name(resource_type) else {
+            continue;
+        };
+        let resource: ObjectRef = format!("{resource_type}:{resource_id}")
+            .parse()
+            .map_err(|err| format!("{err}"))?;
+        for relation in &definition.relations {
+            let permission: RelationName = relation.name.parse().map_err(|err| format!("{err}"))?;
+            for ((subject_type, subject_relation), ids) in &subjects {
+                let subject_relation: Option<RelationName> = subject_relation
+                    .as_deref()
+                    .map(|name| name.parse())
+                    .transpose()
+                    .map_err(|err| format!("{err}"))?;
+                let found = fixture.engine.lookup_subjects(
+                    fixture.snapshot.as_ref(),
+                    &fixture.schema,
+                    &resource,
+                    &permission,
+                    &subject_type.parse().map_err(|err| format!("{err}"))?,
+                    subject_relation.as_ref(),
+                    &context,
+                );
+                for id in ids {
+                    let subject = match &subject_relation {
+                        Some(rel) => format!("{subject_type}:{id}#{rel}"),
+                        None => format!("{subject_type}:{id}"),
+                    };
+                    let text = format!("{resource}#{permission}@{subject}");
+                    let Ok(want) = fixture.check_with(&text, &context) else {
+                        // Check failed (depth limit): nothing to compare with.
+                        continue;
+                    };
+                    let ok = match &found {
+                        Ok(found) => membership(found, id) == class(&want),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        n_compared += 1;
+                    } else {
+                        failures.push(format!(
+                            "LookupSubjects {resource}#{permission}@{subject_type}: {found:?}, check {text}: {want:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(n_compared)
+}
+
+/// 2 for has, 1 for conditional, 0 for no.
+fn class(permissionship: &Permissionship) -> u8 {
+    match permissionship {
+        Permissionship::Has => 2,
+        Permissionship::Conditional { .. } => 1,
+        Permissionship::No => 0,
+    }
 }
 
 #[test]
@@ -159,7 +260,7 @@ fn spicedb_integration_testconfigs() {
         }
     }
     eprintln!(
-        "testconfigs: {n_passed} assertions passed, {} failed, in {} files",
+        "testconfigs: {n_passed} assertions and lookup-subjects comparisons passed, {} failed, in {} files",
         failures.len(),
         paths.len()
     );
