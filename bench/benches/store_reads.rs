@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ostiary_store::{Datastore, DatastoreExt, DatastoreOptions, Page, ResourceQuery, SubjectQuery};
+use ostiary_store::{DatastoreExt, DatastoreOptions, Page, ResourceQuery, SubjectQuery};
 use ostiary_store_rocks::{RocksConfig, RocksDatastore};
 use ostiary_types::{ObjectId, ObjectType, RelationName, Relationship, SubjectFilter, TenantId};
 
