@@ -153,6 +153,24 @@ impl Member {
             Member::Splat(member) => &member.comments,
         }
     }
+
+    /// The comment written after the member on the same line.
+    pub fn trailing_comment(&self) -> Option<&Comment> {
+        match self {
+            Member::Relation(member) => member.trailing_comment.as_ref(),
+            Member::Permission(member) => member.trailing_comment.as_ref(),
+            Member::Splat(member) => member.trailing_comment.as_ref(),
+        }
+    }
+
+    /// Sets the comment written after the member on the same line.
+    pub fn set_trailing_comment(&mut self, comment: Option<Comment>) {
+        match self {
+            Member::Relation(member) => member.trailing_comment = comment,
+            Member::Permission(member) => member.trailing_comment = comment,
+            Member::Splat(member) => member.trailing_comment = comment,
+        }
+    }
 }
 
 /// `...name` inside a definition or partial.
@@ -162,6 +180,8 @@ pub struct Splat {
     pub comments: Vec<Comment>,
     /// The partial being spliced.
     pub partial: Ident,
+    /// A `//` comment after the member on the same line.
+    pub trailing_comment: Option<Comment>,
     /// The whole splat.
     pub span: Span,
 }
@@ -175,6 +195,8 @@ pub struct Relation {
     pub name: Ident,
     /// The allowed subject types, at least one.
     pub allowed_types: Vec<AllowedType>,
+    /// A `//` comment after the member on the same line.
+    pub trailing_comment: Option<Comment>,
     /// The whole relation.
     pub span: Span,
 }
@@ -218,6 +240,8 @@ pub struct Permission {
     pub type_annotation: Vec<Ident>,
     /// The userset rewrite.
     pub expr: Expr,
+    /// A `//` comment after the member on the same line.
+    pub trailing_comment: Option<Comment>,
     /// The whole permission.
     pub span: Span,
 }

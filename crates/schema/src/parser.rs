@@ -518,12 +518,17 @@ impl<'a> Parser<'a> {
                 Err(self.unexpected("`relation`, `permission` or `}`", help))
             };
             match member {
-                Ok(member) => {
+                Ok(mut member) => {
                     let what = match &member {
                         Member::Relation(r) => format!("relation `{}`", r.name.text),
                         Member::Permission(p) => format!("permission `{}`", p.name.text),
                         Member::Splat(s) => format!("`...{}`", s.partial.text),
                     };
+                    // A `//` comment between the member and its newline belongs to the member.
+                    if self.at(TokenKind::SyntheticSemicolon) {
+                        let same_line = self.trailing_line_comment(member.span());
+                        member.set_trailing_comment(same_line);
+                    }
                     members.push(member);
                     if self.end_of_statement(&what).is_err() {
                         self.recover_member();
@@ -540,6 +545,20 @@ impl<'a> Parser<'a> {
             trailing_comments,
             span: start.to(close.span),
         })
+    }
+
+    /// Takes the comment written after `member` on the same line (attached to the newline
+    /// token the parser is at), if there is exactly one such `//` comment.
+    fn trailing_line_comment(&mut self, member: Span) -> Option<Comment> {
+        let comments = self.comments.get(self.pos)?;
+        let [comment] = comments.as_slice() else {
+            return None;
+        };
+        let between = self.file.text().get(member.end()..comment.span.start())?;
+        if !comment.text.starts_with("//") || between.contains('\n') {
+            return None;
+        }
+        self.comments.get_mut(self.pos).and_then(Vec::pop)
     }
 
     /// Skips the rest of a broken member: to the end of its statement, or to the `}` or
@@ -574,6 +593,7 @@ impl<'a> Parser<'a> {
         let partial = self.name("the name of a partial after `...`")?;
         Ok(Splat {
             comments,
+            trailing_comment: None,
             span: start.to(partial.span),
             partial,
         })
@@ -616,6 +636,7 @@ impl<'a> Parser<'a> {
         let span = start.to(allowed_types.last().map_or(name.span, |t| t.span));
         Ok(Relation {
             comments,
+            trailing_comment: None,
             name,
             allowed_types,
             span,
@@ -719,6 +740,7 @@ impl<'a> Parser<'a> {
         let expr = self.expr()?;
         Ok(Permission {
             comments,
+            trailing_comment: None,
             span: start.to(expr.span()),
             name,
             type_annotation,
@@ -1022,6 +1044,26 @@ mod tests {
             "use expiration\ndefinition d {\n relation r: user with expiration | user with c and expiration\n}",
         );
         assert!(parsed.is_ok(), "{:?}", parsed.diagnostics);
+    }
+
+    #[test]
+    fn same_line_comments_stay_with_their_member() {
+        let parsed = parse_text(
+            "definition d {\n relation r: u // who may read\n // about p\n permission p = r // alias\n}",
+        );
+        assert!(parsed.is_ok(), "{:?}", parsed.diagnostics);
+        let Item::Definition(def) = &parsed.schema.items[0] else {
+            panic!()
+        };
+        assert_eq!(
+            def.members[0].trailing_comment().map(|c| c.text.as_str()),
+            Some("// who may read")
+        );
+        assert_eq!(def.members[1].comments()[0].text, "// about p");
+        assert_eq!(
+            def.members[1].trailing_comment().map(|c| c.text.as_str()),
+            Some("// alias")
+        );
     }
 
     #[test]

@@ -194,6 +194,10 @@ impl Printer<'_> {
                     let _ = write!(out, "...{}", splat.partial.text);
                 }
             }
+            if let Some(comment) = member.trailing_comment() {
+                out.push(' ');
+                out.push_str(&comment.text);
+            }
             out.push('\n');
         }
         if let Some(first) = definition.trailing_comments.first() {
@@ -570,6 +574,7 @@ mod tests {
             comments: Vec::new(),
             name: ident(name),
             allowed_types,
+            trailing_comment: None,
             span: Span::default(),
         })
     }
@@ -580,6 +585,7 @@ mod tests {
             name: ident(name),
             type_annotation: Vec::new(),
             expr,
+            trailing_comment: None,
             span: Span::default(),
         })
     }
@@ -877,6 +883,7 @@ mod tests {
         let splat = Member::Splat(Splat {
             comments: Vec::new(),
             partial: ident("common"),
+            trailing_comment: None,
             span: Span::default(),
         });
         check(

@@ -36,6 +36,13 @@ fn n_ident(ident: &Ident) -> Ident {
     }
 }
 
+fn n_trailing(comment: Option<&Comment>) -> Option<Comment> {
+    comment.map(|comment| Comment {
+        text: squash(&comment.text),
+        span: Span::default(),
+    })
+}
+
 fn n_comments(comments: &[Comment]) -> Vec<Comment> {
     comments
         .iter()
@@ -99,6 +106,7 @@ fn n_member(member: &Member) -> Member {
                     span: z,
                 })
                 .collect(),
+            trailing_comment: n_trailing(relation.trailing_comment.as_ref()),
             span: z,
         }),
         Member::Permission(permission) => Member::Permission(Permission {
@@ -106,11 +114,13 @@ fn n_member(member: &Member) -> Member {
             name: n_ident(&permission.name),
             type_annotation: permission.type_annotation.iter().map(n_ident).collect(),
             expr: n_expr(&permission.expr),
+            trailing_comment: n_trailing(permission.trailing_comment.as_ref()),
             span: z,
         }),
         Member::Splat(splat) => Member::Splat(Splat {
             comments: n_comments(&splat.comments),
             partial: n_ident(&splat.partial),
+            trailing_comment: n_trailing(splat.trailing_comment.as_ref()),
             span: z,
         }),
     }
@@ -482,16 +492,16 @@ fn member() -> impl Strategy<Value = Member> {
     prop_oneof![
         3 => (comments(), ident(), prop::collection::vec(allowed_type(), 1..4)).prop_map(
             move |(comments, name, allowed_types)| {
-                Member::Relation(Relation { comments, name, allowed_types, span: z })
+                Member::Relation(Relation { comments, name, allowed_types, trailing_comment: None, span: z })
             }
         ),
         3 => (comments(), ident(), prop::collection::vec(type_name(), 0..3), expr()).prop_map(
             move |(comments, name, type_annotation, expr)| {
-                Member::Permission(Permission { comments, name, type_annotation, expr, span: z })
+                Member::Permission(Permission { comments, name, type_annotation, expr, trailing_comment: None, span: z })
             }
         ),
         1 => (comments(), ident()).prop_map(move |(comments, partial)| {
-            Member::Splat(Splat { comments, partial, span: z })
+            Member::Splat(Splat { comments, partial, trailing_comment: None, span: z })
         }),
     ]
 }
