@@ -1,0 +1,195 @@
+//! The Ostiary gRPC server: the `authzed.api.v1` services (permissions, schema, watch) over a
+//! [`Datastore`] and the engine, plus health and reflection.
+//!
+//! [`serve`] runs the server on a bound listener until a shutdown future completes, so that
+//! tests bind `127.0.0.1:0`. Request handling: the auth interceptor checks the bearer key, a
+//! semaphore bounds concurrency, the handler validates and converts the request
+//! (`convert`), picks a revision from the consistency requirement (`consistency`), runs the
+//! engine or the store on a blocking thread and answers with a consistency token. Every error
+//! leaves through `status.rs`.
+
+mod auth;
+mod config;
+mod consistency;
+mod convert;
+mod permissions;
+mod schema_service;
+mod status;
+mod token;
+mod validate;
+mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ostiary_engine::{Engine, EngineSchema};
+use ostiary_proto::authzed::api::v1::permissions_service_server::PermissionsServiceServer;
+use ostiary_proto::authzed::api::v1::schema_service_server::SchemaServiceServer;
+use ostiary_proto::authzed::api::v1::watch_service_server::WatchServiceServer;
+use ostiary_store::{Datastore, Snapshot};
+use ostiary_types::{Revision, TenantId};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, SemaphorePermit, watch as signal};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+
+pub use crate::config::{ConfigError, ServerConfig};
+use crate::status::ApiError;
+
+/// Everything the services share: the datastore, the engine, the limits and the accepted
+/// bearer keys.
+#[derive(Debug)]
+pub struct ServerState {
+    store: Arc<dyn Datastore>,
+    engine: Engine,
+    config: ServerConfig,
+    tenant: TenantId,
+    preshared_keys: Vec<String>,
+    /// The engine schema of the last schema revision used, compiled once per revision.
+    schema_cache: parking_lot::Mutex<Option<(Revision, EngineSchema)>>,
+    /// Bounds the requests served at once.
+    permits: Semaphore,
+    /// Flipped to `true` when the server shuts down; Watch streams end on it.
+    shutting_down: signal::Sender<bool>,
+}
+
+impl ServerState {
+    /// Builds the state. `preshared_keys` empty means no authentication (`--insecure-no-auth`).
+    pub fn new(
+        store: Arc<dyn Datastore>,
+        engine: Engine,
+        config: ServerConfig,
+        preshared_keys: Vec<String>,
+    ) -> Self {
+        let permits = Semaphore::new(config.max_concurrent_requests);
+        let (shutting_down, _) = signal::channel(false);
+        Self {
+            store,
+            engine,
+            config,
+            tenant: TenantId::default_tenant(),
+            preshared_keys,
+            schema_cache: parking_lot::Mutex::new(None),
+            permits,
+            shutting_down,
+        }
+    }
+
+    /// Waits for a request slot.
+    pub(crate) async fn permit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable("server is shutting down".to_owned()))
+    }
+
+    /// The engine schema in force in `snapshot`, compiled once per schema revision.
+    pub(crate) fn schema_at(&self, snapshot: &dyn Snapshot) -> Result<EngineSchema, ApiError> {
+        let Some(stored) = snapshot.read_schema()? else {
+            return Err(ApiError::precondition(
+                ostiary_proto::authzed::api::v1::ErrorReason::Unspecified,
+                "no schema has been defined; please call WriteSchema to start",
+            ));
+        };
+        if let Some((revision, schema)) = self.schema_cache.lock().as_ref()
+            && *revision == stored.revision
+        {
+            return Ok(schema.clone());
+        }
+        let compiled = ostiary_schema::compile_str("schema.zed", &stored.text)
+            .map_err(ApiError::Schema)?
+            .schema;
+        let schema = EngineSchema::new(Arc::new(compiled))?;
+        *self.schema_cache.lock() = Some((stored.revision, schema.clone()));
+        Ok(schema)
+    }
+}
+
+/// Runs `work` on a blocking thread (the store and engine are synchronous).
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("request worker failed: {err}")))?
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` completes, then stops accepting, ends
+/// Watch streams and drains in-flight requests.
+///
+/// # Errors
+///
+/// Returns the transport error if the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let auth = auth::Authenticator::new(state.preshared_keys.clone());
+    let max_message = state.config.max_message_bytes;
+    let permissions = InterceptedService::new(
+        PermissionsServiceServer::new(permissions::Permissions::new(Arc::clone(&state)))
+            .max_decoding_message_size(max_message),
+        auth.clone(),
+    );
+    let schema = InterceptedService::new(
+        SchemaServiceServer::new(schema_service::Schemas::new(Arc::clone(&state)))
+            .max_decoding_message_size(max_message),
+        auth.clone(),
+    );
+    let watch = InterceptedService::new(
+        WatchServiceServer::new(watch::Watcher::new(Arc::clone(&state)))
+            .max_decoding_message_size(max_message),
+        auth,
+    );
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<PermissionsServiceServer<permissions::Permissions>>()
+        .await;
+    health_reporter
+        .set_serving::<SchemaServiceServer<schema_service::Schemas>>()
+        .await;
+    health_reporter
+        .set_serving::<WatchServiceServer<watch::Watcher>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ostiary_proto::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let request_ids = Arc::new(AtomicU64::new(1));
+    let mut builder = tonic::transport::Server::builder().trace_fn(move |request| {
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map_or_else(
+                || request_ids.fetch_add(1, Ordering::Relaxed).to_string(),
+                ToOwned::to_owned,
+            );
+        tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
+    });
+    let mut router = builder
+        .add_service(health_service)
+        .add_service(permissions)
+        .add_service(schema)
+        .add_service(watch);
+    router = match reflection {
+        Ok(reflection) => router.add_service(reflection),
+        Err(err) => {
+            tracing::warn!(error = %err, "server reflection disabled: bad descriptor set");
+            router
+        }
+    };
+    let shutdown_state = Arc::clone(&state);
+    let res = router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: ending watch streams and draining requests");
+            shutdown_state.shutting_down.send_replace(true);
+        })
+        .await;
+    state.permits.close();
+    res
+}

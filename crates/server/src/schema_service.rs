@@ -1,0 +1,239 @@
+//! `SchemaService`: ReadSchema and WriteSchema (compiled first; refused if it would orphan
+//! stored relationships). ReflectSchema, DiffSchema and the other reflection methods are not
+//! implemented yet.
+
+use std::sync::Arc;
+
+use ostiary_proto::authzed::api::v1 as pb;
+use ostiary_proto::authzed::api::v1::ErrorReason;
+use ostiary_proto::authzed::api::v1::schema_service_server::SchemaService;
+use ostiary_schema::CompiledSchema;
+use ostiary_schema::ir::AllowedSubject;
+use ostiary_store::{DatastoreExt, Page, WriteTxn};
+use ostiary_types::{ObjectType, RelationFilter, RelationName, RelationshipFilter, SubjectFilter};
+use tonic::{Request, Response, Status};
+
+use crate::permissions::token;
+use crate::status::ApiError;
+use crate::{ServerState, blocking};
+
+/// The SchemaService implementation.
+#[derive(Debug)]
+pub(crate) struct Schemas {
+    state: Arc<ServerState>,
+}
+
+impl Schemas {
+    /// Serves over `state`.
+    pub(crate) fn new(state: Arc<ServerState>) -> Self {
+        Self { state }
+    }
+}
+
+/// Reports whether any live relationship matches `filter` in the transaction's view.
+fn any_match(txn: &mut dyn WriteTxn, filter: &RelationshipFilter) -> Result<bool, ApiError> {
+    let mut out = Vec::new();
+    txn.read_filtered(filter, Page::first(1), &mut out)?;
+    Ok(!out.is_empty())
+}
+
+/// Refuses a schema change that would leave stored relationships without a definition, a
+/// relation or an allowed subject type.
+fn check_orphans(
+    txn: &mut dyn WriteTxn,
+    old: &CompiledSchema,
+    new: &CompiledSchema,
+) -> Result<(), ApiError> {
+    let internal = |err: ostiary_types::TypesError| ApiError::from(err);
+    for definition in &old.definitions {
+        let resource_type = ObjectType::new(&definition.name).map_err(internal)?;
+        let new_definition = new.definition_by_name(&definition.name);
+        if new_definition.is_none() {
+            let filter = RelationshipFilter {
+                resource_type: Some(resource_type.clone()),
+                ..RelationshipFilter::default()
+            };
+            if any_match(txn, &filter)? {
+                return Err(ApiError::precondition(
+                    ErrorReason::SchemaTypeError,
+                    format!(
+                        "cannot delete object definition `{}`: relationships still exist for it",
+                        definition.name
+                    ),
+                ));
+            }
+        }
+        for relation in &definition.relations {
+            if relation.is_permission() {
+                continue;
+            }
+            let relation_name = RelationName::new(&relation.name).map_err(internal)?;
+            let new_relation = new_definition
+                .and_then(|new_definition| new_definition.relation_by_name(&relation.name))
+                .filter(|new_relation| !new_relation.is_permission());
+            let relation_filter = RelationshipFilter {
+                resource_type: Some(resource_type.clone()),
+                optional_relation: Some(relation_name.clone()),
+                ..RelationshipFilter::default()
+            };
+            let Some(new_relation) = new_relation else {
+                if any_match(txn, &relation_filter)? {
+                    return Err(ApiError::precondition(
+                        ErrorReason::SchemaTypeError,
+                        format!(
+                            "cannot delete relation `{}` in object definition `{}`: relationships still exist for it",
+                            relation.name, definition.name
+                        ),
+                    ));
+                }
+                continue;
+            };
+            for allowed in relation.allowed_types() {
+                let still_allowed = new_relation.allowed_types().iter().any(|candidate| {
+                    candidate.definition_name == allowed.definition_name
+                        && same_subject(old, new, allowed, candidate)
+                });
+                if still_allowed {
+                    continue;
+                }
+                let subject_relation = match allowed.subject {
+                    AllowedSubject::Relation(id) => {
+                        let name = &old.relation(allowed.definition, id).name;
+                        Some(RelationFilter {
+                            relation: Some(RelationName::new(name).map_err(internal)?),
+                        })
+                    }
+                    AllowedSubject::Ellipsis => Some(RelationFilter { relation: None }),
+                    AllowedSubject::Wildcard => None,
+                };
+                let filter = RelationshipFilter {
+                    optional_subject_filter: Some(SubjectFilter {
+                        subject_type: ObjectType::new(&allowed.definition_name)
+                            .map_err(internal)?,
+                        optional_subject_id: matches!(allowed.subject, AllowedSubject::Wildcard)
+                            .then(ostiary_types::ObjectId::wildcard),
+                        optional_relation: subject_relation,
+                    }),
+                    ..relation_filter.clone()
+                };
+                if any_match(txn, &filter)? {
+                    return Err(ApiError::precondition(
+                        ErrorReason::SchemaTypeError,
+                        format!(
+                            "cannot remove allowed type `{}` from relation `{}` in object definition `{}`: relationships still exist for it",
+                            allowed.definition_name, relation.name, definition.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reports whether two allowed types admit the same kind of subject (caveats and expiration
+/// aside, which do not orphan data).
+fn same_subject(
+    old: &CompiledSchema,
+    new: &CompiledSchema,
+    left: &ostiary_schema::ir::AllowedSubjectType,
+    right: &ostiary_schema::ir::AllowedSubjectType,
+) -> bool {
+    match (left.subject, right.subject) {
+        (AllowedSubject::Ellipsis, AllowedSubject::Ellipsis)
+        | (AllowedSubject::Wildcard, AllowedSubject::Wildcard) => true,
+        (AllowedSubject::Relation(left_id), AllowedSubject::Relation(right_id)) => {
+            old.relation(left.definition, left_id).name
+                == new.relation(right.definition, right_id).name
+        }
+        _ => false,
+    }
+}
+
+#[tonic::async_trait]
+impl SchemaService for Schemas {
+    async fn read_schema(
+        &self,
+        _request: Request<pb::ReadSchemaRequest>,
+    ) -> Result<Response<pb::ReadSchemaResponse>, Status> {
+        let _permit = self.state.permit().await?;
+        let state = Arc::clone(&self.state);
+        let response = blocking(move || {
+            let snapshot = state.store.head_snapshot(&state.tenant)?;
+            let Some(stored) = snapshot.read_schema()? else {
+                return Err(ApiError::FailedPrecondition {
+                    message: "no schema has been defined; please call WriteSchema to start"
+                        .to_owned(),
+                    reason: ErrorReason::Unspecified,
+                });
+            };
+            Ok(pb::ReadSchemaResponse {
+                schema_text: stored.text.to_string(),
+                read_at: token(snapshot.revision()),
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn write_schema(
+        &self,
+        request: Request<pb::WriteSchemaRequest>,
+    ) -> Result<Response<pb::WriteSchemaResponse>, Status> {
+        let _permit = self.state.permit().await?;
+        let state = Arc::clone(&self.state);
+        let text = request.into_inner().schema;
+        let revision = blocking(move || {
+            if text.trim().is_empty() {
+                return Err(ApiError::missing("schema"));
+            }
+            let new = ostiary_schema::compile_str("schema.zed", &text)
+                .map_err(ApiError::Schema)?
+                .schema;
+            let committed = state.store.read_write_with(&state.tenant, |txn| {
+                if let Some(stored) = txn.read_schema()? {
+                    // The stored schema compiled when it was written; if it no longer does
+                    // (a compiler change), nothing can be checked against it.
+                    if let Ok(old) = ostiary_schema::compile_str("schema.zed", &stored.text) {
+                        check_orphans(txn, &old.schema, &new)?;
+                    }
+                }
+                txn.write_schema(&text)?;
+                Ok::<(), ApiError>(())
+            })?;
+            Ok(committed.revision)
+        })
+        .await?;
+        Ok(Response::new(pb::WriteSchemaResponse {
+            written_at: token(revision),
+        }))
+    }
+
+    async fn reflect_schema(
+        &self,
+        _request: Request<pb::ReflectSchemaRequest>,
+    ) -> Result<Response<pb::ReflectSchemaResponse>, Status> {
+        Err(ApiError::Unimplemented("ReflectSchema").into())
+    }
+
+    async fn computable_permissions(
+        &self,
+        _request: Request<pb::ComputablePermissionsRequest>,
+    ) -> Result<Response<pb::ComputablePermissionsResponse>, Status> {
+        Err(ApiError::Unimplemented("ComputablePermissions").into())
+    }
+
+    async fn dependent_relations(
+        &self,
+        _request: Request<pb::DependentRelationsRequest>,
+    ) -> Result<Response<pb::DependentRelationsResponse>, Status> {
+        Err(ApiError::Unimplemented("DependentRelations").into())
+    }
+
+    async fn diff_schema(
+        &self,
+        _request: Request<pb::DiffSchemaRequest>,
+    ) -> Result<Response<pb::DiffSchemaResponse>, Status> {
+        Err(ApiError::Unimplemented("DiffSchema").into())
+    }
+}
