@@ -14,7 +14,10 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
     ("ostiary-store", &["ostiary-types"]),
     ("ostiary-store-mem", &["ostiary-types", "ostiary-store"]),
     ("ostiary-store-rocks", &["ostiary-types", "ostiary-store"]),
-    ("ostiary-store-conformance", &["ostiary-types", "ostiary-store"]),
+    (
+        "ostiary-store-conformance",
+        &["ostiary-types", "ostiary-store"],
+    ),
     (
         "ostiary-engine",
         &["ostiary-types", "ostiary-schema", "ostiary-store"],
@@ -70,7 +73,10 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
         &["tonic", "prost", "rocksdb", "anyhow", "tokio"],
     ),
     ("ostiary-store", &["tonic", "prost", "rocksdb", "anyhow"]),
-    ("ostiary-store-mem", &["tonic", "prost", "rocksdb", "anyhow"]),
+    (
+        "ostiary-store-mem",
+        &["tonic", "prost", "rocksdb", "anyhow"],
+    ),
     (
         "ostiary-store-conformance",
         &["tonic", "prost", "rocksdb", "anyhow"],
@@ -80,7 +86,12 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
 ];
 
 /// The only crates allowed to name `tonic` or `prost` directly.
-const GRPC_CRATES: &[&str] = &["ostiary-proto", "ostiary-server", "ostiary-testkit", "ostiary"];
+const GRPC_CRATES: &[&str] = &[
+    "ostiary-proto",
+    "ostiary-server",
+    "ostiary-testkit",
+    "ostiary",
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -129,8 +140,7 @@ fn crate_graph_follows_architecture() {
     assert!(!manifests.is_empty(), "no crates found under crates/");
     let mut problems = Vec::new();
     for manifest in &manifests {
-        let Some((_, allowed)) = ALLOWED_INTERNAL.iter().find(|(n, _)| *n == manifest.name)
-        else {
+        let Some((_, allowed)) = ALLOWED_INTERNAL.iter().find(|(n, _)| *n == manifest.name) else {
             problems.push(format!(
                 "crate `{}` is not in the tidy table: add it to tests/tidy.rs and ARCHITECTURE.md",
                 manifest.name
@@ -154,15 +164,12 @@ fn crate_graph_follows_architecture() {
             if !internal && section != "dev-dependencies" {
                 if let Some((_, forbidden)) =
                     FORBIDDEN_EXTERNAL.iter().find(|(n, _)| *n == manifest.name)
+                    && forbidden.contains(&dep.as_str())
                 {
-                    if forbidden.contains(&dep.as_str()) {
-                        problems.push(format!(
-                            "`{}` must not depend on `{dep}`",
-                            manifest.name
-                        ));
-                    }
+                    problems.push(format!("`{}` must not depend on `{dep}`", manifest.name));
                 }
-                if (dep == "tonic" || dep == "prost") && !GRPC_CRATES.contains(&manifest.name.as_str())
+                if (dep == "tonic" || dep == "prost")
+                    && !GRPC_CRATES.contains(&manifest.name.as_str())
                 {
                     problems.push(format!(
                         "`{}` names `{dep}`; only the proto and server layers may",
@@ -178,7 +185,11 @@ fn crate_graph_follows_architecture() {
             }
         }
     }
-    assert!(problems.is_empty(), "tidy violations:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "tidy violations:\n{}",
+        problems.join("\n")
+    );
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -187,7 +198,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     };
     for entry in entries {
         let path = entry.expect("directory entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if path.is_dir() {
             if name != "target" && !name.starts_with('.') {
                 rust_files(&path, out);
@@ -208,15 +222,26 @@ fn every_rust_file_says_what_it_is_for() {
     assert!(!files.is_empty());
     let mut problems = Vec::new();
     for file in files {
-        let rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         if file.file_name().is_some_and(|n| n == "mod.rs") {
             problems.push(format!("{rel}: use `foo.rs` + `foo/`, not `mod.rs`"));
         }
         let text = fs::read_to_string(&file).expect("source is readable");
-        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        let first = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default();
         if !first.starts_with("//!") {
             problems.push(format!("{rel}: the file must open with a `//!` line"));
         }
     }
-    assert!(problems.is_empty(), "tidy violations:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "tidy violations:\n{}",
+        problems.join("\n")
+    );
 }
