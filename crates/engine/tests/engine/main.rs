@@ -10,5 +10,6 @@
 
 mod random;
 mod reference;
+mod steelthread;
 mod support;
 mod testconfigs;
