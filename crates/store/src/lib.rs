@@ -53,6 +53,7 @@ mod changes;
 mod clock;
 mod datastore;
 mod error;
+mod gc;
 mod snapshot;
 mod txn;
 
@@ -60,6 +61,7 @@ pub use changes::{Change, RevisionChanges};
 pub use clock::{Clock, ManualClock, SystemClock, add_duration, quantize_down, sub_duration};
 pub use datastore::{Datastore, DatastoreExt, DatastoreOptions, GcStats, Horizon, TxnBody};
 pub use error::StoreError;
+pub use gc::{GcOutcome, GcWorker};
 pub use snapshot::{
     Page, ReadOrder, ResourceQuery, Snapshot, StoredSchema, SubjectQuery, is_expired,
 };
