@@ -1,5 +1,6 @@
 //! The command-line interface: clap types only, no behaviour.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -20,6 +21,59 @@ pub(crate) enum Command {
     /// Check and format schema files.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Run the gRPC server (SpiceDB's `authzed.api.v1` API).
+    Serve(Box<ServeArgs>),
+}
+
+/// Arguments of `ostiary serve`. Every flag can also come from the environment
+/// (`OSTIARY_...`) or the `--config` file; flags win over the environment, which wins over
+/// the file.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// A TOML configuration file (see `deploy/config.example.toml`).
+    #[arg(long, env = "OSTIARY_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The address the gRPC server listens on [default: 127.0.0.1:50051].
+    #[arg(long, env = "OSTIARY_GRPC_ADDR", value_name = "ADDR")]
+    pub(crate) grpc_addr: Option<SocketAddr>,
+    /// A preshared key clients must send as `authorization: Bearer <key>` (repeat or
+    /// separate with commas for several).
+    #[arg(
+        long,
+        env = "OSTIARY_GRPC_PRESHARED_KEY",
+        value_name = "KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub(crate) grpc_preshared_key: Vec<String>,
+    /// Serve without authentication (for local experiments only).
+    #[arg(long, env = "OSTIARY_INSECURE_NO_AUTH")]
+    pub(crate) insecure_no_auth: bool,
+    /// The datastore: `rocksdb` (embedded, durable; needs the `rocksdb` build feature) or
+    /// `memory` (throwaway) [default: rocksdb if built with it, else memory].
+    #[arg(
+        long,
+        env = "OSTIARY_DATASTORE_ENGINE",
+        value_enum,
+        value_name = "ENGINE"
+    )]
+    pub(crate) datastore_engine: Option<DatastoreEngine>,
+    /// For `rocksdb`: the data directory [default: ./ostiary-data].
+    #[arg(long, env = "OSTIARY_DATASTORE_CONN_URI", value_name = "PATH")]
+    pub(crate) datastore_conn_uri: Option<PathBuf>,
+    /// The address of the Prometheus `/metrics` endpoint (not served yet).
+    #[arg(long, env = "OSTIARY_METRICS_ADDR", value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+}
+
+/// The datastore backends `ostiary serve` can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DatastoreEngine {
+    /// Embedded RocksDB in a data directory.
+    Rocksdb,
+    /// In memory; everything is lost on exit.
+    Memory,
 }
 
 /// `ostiary schema ...`.

@@ -1,3 +1,4 @@
 //! The subcommands, one module each.
 
 pub(crate) mod schema;
+pub(crate) mod serve;

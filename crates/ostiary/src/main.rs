@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Schema(command) => cmd::schema::run(command),
+        Command::Serve(args) => cmd::serve::run(*args),
     };
     match result {
         Ok(code) => code,
