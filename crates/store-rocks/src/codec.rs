@@ -17,13 +17,20 @@
 //! |---|---|---|
 //! | `forward` | tenant, resource type, resource id, relation, subject type, subject id, subject relation, `!revision` | [version](encode_version) |
 //! | `reverse` | tenant, subject type, subject id, subject relation, resource type, resource id, relation, `!revision` | the same version |
-//! | `changes` | tenant, revision | [change record](encode_changes) |
+//! | `changes` | tenant, revision, optional 4-byte chunk number | [change record](encode_changes) |
 //! | `schema` | tenant, `!revision` | schema text |
-//! | `meta` | `format`, `horizon`, `commit` + revision | format version, horizon, commit time |
+//! | `meta` | `format`, `horizon`, `commit` + revision, `import` | format version, horizon, commit time, [pending import](encode_import_marker) |
 //!
 //! `revision` is 8 bytes big-endian; `!revision` is its bitwise complement, so the versions
 //! of one relationship sort newest first and a seek to `key || !R` lands on the version
 //! visible at revision `R`.
+//!
+//! A revision's change record is one value, except for SST imports (format 2), whose
+//! changes are split into chunks keyed `tenant, revision, chunk` (chunk numbers from 0,
+//! 4 bytes big-endian); readers concatenate the chunks of one revision.
+//!
+//! Format history: 1 — initial; 2 — chunked change records and the `import` marker
+//! (a superset of 1: a format-1 directory is upgraded on open by rewriting the version).
 
 use std::sync::Arc;
 
@@ -37,7 +44,7 @@ use ostiary_store::{Change, StoreError};
 
 /// The store format this build writes and reads. Opening a directory of a newer format
 /// fails; older formats would be migrated here.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Metadata key of the format version (4 bytes big-endian).
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -45,6 +52,8 @@ pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_HORIZON: &[u8] = b"horizon";
 /// Prefix of the metadata keys recording each revision's commit time.
 pub(crate) const META_COMMIT: &[u8] = b"commit/";
+/// Metadata key of an SST import in progress (see [`encode_import_marker`]).
+pub(crate) const META_IMPORT: &[u8] = b"import";
 
 /// The length of the revision suffix of index keys.
 pub(crate) const REVISION_LEN: usize = 8;
@@ -75,6 +84,23 @@ pub(crate) fn forward_key(tenant: &TenantId, key: &RelationshipKey) -> Vec<u8> {
     buffer
 }
 
+/// Appends the encoding of `key` in resource order (as [`forward_key`]) to `buffer`.
+pub(crate) fn push_forward_key(buffer: &mut Vec<u8>, tenant: &TenantId, key: &RelationshipKey) {
+    push(buffer, tenant.as_str());
+    push_forward_components(buffer, key);
+}
+
+/// Appends the encoding of `key` in subject order (as [`reverse_key`]) to `buffer`.
+pub(crate) fn push_reverse_key(buffer: &mut Vec<u8>, tenant: &TenantId, key: &RelationshipKey) {
+    push(buffer, tenant.as_str());
+    push(buffer, key.subject().object_type().as_str());
+    push(buffer, key.subject().object_id().as_str());
+    push(buffer, relation_text(key.subject().relation()));
+    push(buffer, key.resource().object_type().as_str());
+    push(buffer, key.resource().object_id().as_str());
+    push(buffer, key.relation().as_str());
+}
+
 /// Appends the six components of `key` in resource order.
 fn push_forward_components(buffer: &mut Vec<u8>, key: &RelationshipKey) {
     push(buffer, key.resource().object_type().as_str());
@@ -88,13 +114,7 @@ fn push_forward_components(buffer: &mut Vec<u8>, key: &RelationshipKey) {
 /// Encodes `key` in subject order, without the revision suffix.
 pub(crate) fn reverse_key(tenant: &TenantId, key: &RelationshipKey) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(64);
-    push(&mut buffer, tenant.as_str());
-    push(&mut buffer, key.subject().object_type().as_str());
-    push(&mut buffer, key.subject().object_id().as_str());
-    push(&mut buffer, relation_text(key.subject().relation()));
-    push(&mut buffer, key.resource().object_type().as_str());
-    push(&mut buffer, key.resource().object_id().as_str());
-    push(&mut buffer, key.relation().as_str());
+    push_reverse_key(&mut buffer, tenant, key);
     buffer
 }
 
@@ -162,6 +182,90 @@ pub(crate) fn change_key(tenant: &TenantId, revision: Revision) -> Vec<u8> {
     key
 }
 
+/// The change-log key of chunk `chunk` of a revision of a tenant (SST imports).
+pub(crate) fn change_chunk_key(tenant: &TenantId, revision: Revision, chunk: u32) -> Vec<u8> {
+    let mut key = change_key(tenant, revision);
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// Decodes the part of a change-log key after the tenant: the revision, optionally followed
+/// by a chunk number (which is returned).
+pub(crate) fn decode_change_suffix(bytes: &[u8]) -> Result<(Revision, Option<u32>), StoreError> {
+    match bytes.len() {
+        REVISION_LEN => Ok((decode_revision(bytes)?, None)),
+        12 => {
+            let (revision, chunk) = bytes.split_at(REVISION_LEN);
+            let chunk: [u8; 4] = chunk
+                .try_into()
+                .map_err(|_| corrupt("change chunk number is not 4 bytes"))?;
+            Ok((decode_revision(revision)?, Some(u32::from_be_bytes(chunk))))
+        }
+        _ => Err(corrupt("change key has a bad length")),
+    }
+}
+
+/// An SST import whose files may be (partly) ingested but whose revision is not
+/// committed: recovery on open removes the versions at `revision` in the two key ranges
+/// and the revision's change records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImportMarker {
+    pub(crate) tenant: Vec<u8>,
+    pub(crate) revision: Revision,
+    /// First and last unversioned forward keys of the import.
+    pub(crate) forward: (Vec<u8>, Vec<u8>),
+    /// First and last unversioned reverse keys of the import.
+    pub(crate) reverse: (Vec<u8>, Vec<u8>),
+}
+
+/// Encodes an import marker: the revision, then the tenant prefix and the four range
+/// bounds, each length-prefixed.
+pub(crate) fn encode_import_marker(marker: &ImportMarker) -> Vec<u8> {
+    let mut buffer = revision_bytes(marker.revision).to_vec();
+    for part in [
+        &marker.tenant,
+        &marker.forward.0,
+        &marker.forward.1,
+        &marker.reverse.0,
+        &marker.reverse.1,
+    ] {
+        push_bytes(&mut buffer, part);
+    }
+    buffer
+}
+
+/// Decodes a marker written by [`encode_import_marker`].
+pub(crate) fn decode_import_marker(bytes: &[u8]) -> Result<ImportMarker, StoreError> {
+    let mut reader = Reader::new(bytes);
+    let revision = decode_revision(reader.take(REVISION_LEN)?)?;
+    let tenant = reader.bytes()?.to_vec();
+    let forward = (reader.bytes()?.to_vec(), reader.bytes()?.to_vec());
+    let reverse = (reader.bytes()?.to_vec(), reader.bytes()?.to_vec());
+    if !reader.is_empty() {
+        return Err(corrupt("trailing bytes in import marker"));
+    }
+    Ok(ImportMarker {
+        tenant,
+        revision,
+        forward,
+        reverse,
+    })
+}
+
+/// Appends one change of an SST import to a change record being built: the same bytes
+/// [`encode_changes`] writes for a touch of the relationship with this forward key
+/// (`tenant_len` bytes of tenant prefix are skipped) and version value.
+pub(crate) fn push_touch_change(
+    buffer: &mut Vec<u8>,
+    forward_key: &[u8],
+    tenant_len: usize,
+    value: &[u8],
+) {
+    buffer.push(CHANGE_TOUCH);
+    push_bytes(buffer, forward_key.get(tenant_len..).unwrap_or_default());
+    push_bytes(buffer, value);
+}
+
 /// The schema key of a revision of a tenant.
 pub(crate) fn schema_key(tenant: &TenantId, revision: Revision) -> Vec<u8> {
     let mut key = tenant_prefix(tenant);
@@ -207,11 +311,19 @@ pub(crate) const TOMBSTONE_VALUE: &[u8] = &[TOMBSTONE];
 /// JSON (each length-prefixed) if caveated, then the expiration if any. A plain
 /// relationship's value is one byte.
 pub(crate) fn encode_version(rel: &Relationship) -> Result<Vec<u8>, StoreError> {
+    let mut buffer = Vec::with_capacity(1);
+    push_version(&mut buffer, rel)?;
+    Ok(buffer)
+}
+
+/// Appends the [version value](encode_version) of `rel` to `buffer`.
+pub(crate) fn push_version(buffer: &mut Vec<u8>, rel: &Relationship) -> Result<(), StoreError> {
     let mut flags = 0;
-    let mut buffer = vec![0];
+    let flags_at = buffer.len();
+    buffer.push(0);
     if let Some(caveat) = rel.caveat() {
         flags |= HAS_CAVEAT;
-        push_bytes(&mut buffer, caveat.name().as_str().as_bytes());
+        push_bytes(buffer, caveat.name().as_str().as_bytes());
         let context = if caveat.context().is_empty() {
             Vec::new()
         } else {
@@ -219,14 +331,14 @@ pub(crate) fn encode_version(rel: &Relationship) -> Result<Vec<u8>, StoreError> 
                 StoreError::Internal(format!("cannot encode caveat context: {err}"))
             })?
         };
-        push_bytes(&mut buffer, &context);
+        push_bytes(buffer, &context);
     }
     if let Some(expiration) = rel.expiration() {
         flags |= HAS_EXPIRATION;
-        encode_timestamp(&mut buffer, expiration);
+        encode_timestamp(buffer, expiration);
     }
-    buffer[0] = flags;
-    Ok(buffer)
+    buffer[flags_at] = flags;
+    Ok(())
 }
 
 /// Decodes a version value.

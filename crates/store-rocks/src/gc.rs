@@ -257,10 +257,13 @@ fn collect_changes(
         let Some(tenant) = tenant_of(key).map(<[u8]>::to_vec) else {
             return Err(crate::error::corrupt("change key without tenant"));
         };
-        let revision = codec::decode_revision(&key[tenant.len()..])?;
+        let (revision, chunk) = codec::decode_change_suffix(&key[tenant.len()..])?;
         if revision <= horizon {
             batcher.batch.delete_cf(changes, key);
-            stats.n_change_revisions += 1;
+            // An import's change record is split into chunks; count its revision once.
+            if chunk.is_none_or(|chunk| chunk == 0) {
+                stats.n_change_revisions += 1;
+            }
             batcher.maybe_flush()?;
             iter.next();
         } else {

@@ -26,7 +26,10 @@
 //! * **Garbage collection** ([`Datastore::collect_garbage`]) walks the indexes in small
 //!   batches without holding the writer mutex; see `gc.rs`.
 //! * **Bulk load** ([`RocksDatastore::bulk_load`]) writes large sorted batches, each its own
-//!   revision, without per-relationship existence checks.
+//!   revision, without per-relationship existence checks. **Bulk import**
+//!   ([`RocksDatastore::bulk_import`]) writes sorted SST files and ingests them into the
+//!   indexes at one revision (the path for millions of relationships); a marker in `meta`
+//!   lets open roll back an import a crash interrupted.
 //! * **Format version.** `meta/format` is checked on open; see [`OpenError`].
 
 mod bulk;
@@ -39,6 +42,8 @@ mod txn;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ostiary_store::{
     Datastore, DatastoreOptions, GcStats, Horizon, RevisionChanges, Snapshot, StoreError, TxnBody,
@@ -50,7 +55,7 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
 };
 
-pub use bulk::BulkLoadStats;
+pub use bulk::{BulkImportStats, BulkLoadStats};
 pub use error::OpenError;
 
 use crate::codec::Reader;
@@ -134,6 +139,26 @@ struct SyncState {
     failed: Option<String>,
 }
 
+/// Group-commit counters (relaxed atomics, read by [`RocksDatastore::wal_sync_stats`]).
+#[derive(Debug, Default)]
+struct SyncCounters {
+    n_syncs: AtomicU64,
+    sync_nanos: AtomicU64,
+    n_revisions_synced: AtomicU64,
+}
+
+/// Cumulative group-commit figures since the datastore was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WalSyncStats {
+    /// WAL fsyncs made by sync leaders.
+    pub n_syncs: u64,
+    /// Time spent in those fsyncs.
+    pub sync_time: Duration,
+    /// Revisions made durable by them (the sum of the group sizes).
+    pub n_revisions_synced: u64,
+}
+
 /// State shared by the datastore, its snapshots and transactions.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -145,6 +170,8 @@ pub(crate) struct Shared {
     last_written: Mutex<Revision>,
     sync: Mutex<SyncState>,
     sync_done: Condvar,
+    /// Counters of group commit, for [`RocksDatastore::wal_sync_stats`].
+    sync_counters: SyncCounters,
     /// Commit times from the horizon on, in revision order (including written but not yet
     /// durable revisions; readers cap at head).
     commits: RwLock<Vec<(Revision, Timestamp)>>,
@@ -243,8 +270,21 @@ impl RocksDatastore {
                 if found == 0 {
                     return Err(corrupted("store format version 0".to_owned()));
                 }
+                if found < codec::FORMAT_VERSION {
+                    // Format 2 only adds record kinds; format-1 data reads unchanged.
+                    let mut write_options = rocksdb::WriteOptions::default();
+                    write_options.set_sync(true);
+                    db.put_cf_opt(
+                        meta,
+                        codec::META_FORMAT,
+                        codec::FORMAT_VERSION.to_be_bytes(),
+                        &write_options,
+                    )
+                    .map_err(|err| open_error(path, err))?;
+                }
             }
         }
+        bulk::recover_import(&db).map_err(|err| corrupted(err.to_string()))?;
         let (horizon, commits) =
             load_commits(&db, meta).map_err(|err| corrupted(err.to_string()))?;
         let head = commits
@@ -267,6 +307,7 @@ impl RocksDatastore {
                     failed: None,
                 }),
                 sync_done: Condvar::new(),
+                sync_counters: SyncCounters::default(),
                 commits: RwLock::new(commits),
                 head_sender,
                 horizon: Horizon::new(horizon),
@@ -290,6 +331,18 @@ impl RocksDatastore {
                 .compact_range_cf(handle, None::<&[u8]>, None::<&[u8]>);
         }
         Ok(())
+    }
+
+    /// Returns cumulative group-commit figures: how many WAL fsyncs were made, the time
+    /// spent in them and how many revisions they made durable (their ratio is the average
+    /// group size).
+    pub fn wal_sync_stats(&self) -> WalSyncStats {
+        let counters = &self.shared.sync_counters;
+        WalSyncStats {
+            n_syncs: counters.n_syncs.load(Ordering::Relaxed),
+            sync_time: Duration::from_nanos(counters.sync_nanos.load(Ordering::Relaxed)),
+            n_revisions_synced: counters.n_revisions_synced.load(Ordering::Relaxed),
+        }
     }
 
     /// Returns the size of the live SST files of each column family (`forward`,
@@ -411,6 +464,18 @@ fn cf_options(cf: Cf, cache: &Cache) -> Options {
     options
 }
 
+/// Options of the SST files a bulk import writes: the index tables' format, LZ4 (fast to
+/// write; a later compaction into the bottommost level recompresses with ZSTD).
+pub(crate) fn sst_options() -> Options {
+    let mut options = Options::default();
+    let mut table = BlockBasedOptions::default();
+    table.set_block_size(16 << 10);
+    table.set_format_version(5);
+    options.set_block_based_table_factory(&table);
+    options.set_compression_type(DBCompressionType::Lz4);
+    options
+}
+
 /// Loads the persisted horizon and the commit times from it on.
 fn load_commits(
     db: &DB,
@@ -528,12 +593,24 @@ impl Shared {
             // in order, and `last_written` moves only after a write.
             let target = *self.last_written.lock();
             drop(sync);
+            let started = Instant::now();
             let res = self.db.flush_wal(true);
+            let elapsed = started.elapsed();
             sync = self.sync.lock();
             sync.syncing = false;
             match res {
                 Ok(()) => {
                     if target > sync.synced {
+                        let counters = &self.sync_counters;
+                        counters.n_syncs.fetch_add(1, Ordering::Relaxed);
+                        counters.sync_nanos.fetch_add(
+                            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+                            Ordering::Relaxed,
+                        );
+                        counters.n_revisions_synced.fetch_add(
+                            target.as_u64().saturating_sub(sync.synced.as_u64()),
+                            Ordering::Relaxed,
+                        );
                         sync.synced = target;
                         self.head_sender.send_replace(target);
                     }
@@ -653,21 +730,25 @@ impl Datastore for RocksDatastore {
             .raw_iterator_cf_opt(shared.cf(Cf::Changes)?, read_options);
         iter.seek(codec::change_key(tenant, start));
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            let Some(revision) = key.strip_prefix(prefix.as_slice()) else {
+            let Some(suffix) = key.strip_prefix(prefix.as_slice()) else {
                 break;
             };
-            let revision = codec::decode_revision(revision)?;
+            let (revision, _chunk) = codec::decode_change_suffix(suffix)?;
             if revision > head {
                 break;
             }
             let (committed_at, changes) = codec::decode_changes(value)?;
-            out.push(RevisionChanges {
-                revision,
-                committed_at,
-                changes,
-            });
-            if out.len() >= max_revisions {
+            if let Some(last) = out.last_mut().filter(|last| last.revision == revision) {
+                // The next chunk of an import's change record.
+                last.changes.extend(changes);
+            } else if out.len() >= max_revisions {
                 break;
+            } else {
+                out.push(RevisionChanges {
+                    revision,
+                    committed_at,
+                    changes,
+                });
             }
             iter.next();
         }

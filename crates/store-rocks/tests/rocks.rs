@@ -1,5 +1,5 @@
 //! Backend-specific tests: persistence across reopen, store format checks on open, bulk
-//! load, garbage collection on disk and group commit under concurrent writers.
+//! load and SST import, garbage collection on disk and group commit under concurrent writers.
 
 #![allow(
     clippy::unwrap_used,
@@ -146,7 +146,7 @@ fn newer_format_is_refused() {
             err,
             OpenError::NewerFormat {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
@@ -154,7 +154,7 @@ fn newer_format_is_refused() {
     );
     assert!(
         err.to_string()
-            .contains("newer than the supported format 1"),
+            .contains("newer than the supported format 2"),
         "{err}"
     );
 }
@@ -339,4 +339,168 @@ fn concurrent_writers_share_fsyncs_and_lose_nothing() {
     assert_eq!(all.len(), 400);
     assert_eq!(store.head_revision().unwrap(), Revision::new(400));
     assert_eq!(read_all(store.as_ref(), "doc").len(), 400);
+}
+
+/// Reads every relationship in both indexes at `revision`: (forward order, reverse order
+/// re-sorted), as text.
+fn read_both_at(
+    store: &RocksDatastore,
+    revision: Revision,
+    resource_type: &str,
+    subject_type: &str,
+) -> (Vec<String>, Vec<String>) {
+    let tenant = TenantId::default_tenant();
+    let snapshot = store.snapshot(&tenant, revision).unwrap();
+    let resource_type = ObjectType::new(resource_type).unwrap();
+    let mut forward = Vec::new();
+    snapshot
+        .read_resources(&ResourceQuery::new(&resource_type), Page::ALL, &mut forward)
+        .unwrap();
+    let subject_type = ObjectType::new(subject_type).unwrap();
+    let mut reverse = Vec::new();
+    snapshot
+        .read_subjects(&SubjectQuery::new(&subject_type), Page::ALL, &mut reverse)
+        .unwrap();
+    let mut forward: Vec<String> = forward.iter().map(ToString::to_string).collect();
+    let mut reverse: Vec<String> = reverse.iter().map(ToString::to_string).collect();
+    forward.sort();
+    reverse.sort();
+    (forward, reverse)
+}
+
+#[test]
+fn bulk_import_commits_one_revision_in_both_indexes_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let tenant = TenantId::default_tenant();
+    let store = open(&path);
+    // Existing data: one relationship the import replaces, one it leaves alone.
+    let before = store
+        .write_relationships(
+            &tenant,
+            &[],
+            &[
+                touch("doc:d0#viewer@user:u0"),
+                touch("doc:keep#viewer@user:u1"),
+            ],
+        )
+        .unwrap();
+    // More than one change-log chunk (65,536 changes), a caveated and an expiring
+    // relationship, and a duplicate whose last occurrence wins.
+    let n_docs = 7_000;
+    let rels = (0..n_docs * 10).map(|idx| {
+        format!("doc:d{}#viewer@user:u{}", idx / 10, (idx * 7) % 1_000)
+            .parse::<Relationship>()
+            .unwrap()
+    });
+    let extra: Vec<Relationship> = [
+        r#"doc:d0#viewer@user:u0[cav:{"n":1}]"#,
+        "doc:x#viewer@group:g#member[expiration:2999-01-01T00:00:00Z]",
+        "doc:y#viewer@user:u5",
+        "doc:y#viewer@user:u5[expiration:2998-01-01T00:00:00Z]",
+    ]
+    .iter()
+    .map(|text| text.parse().unwrap())
+    .collect();
+    let mut input: Vec<Relationship> = rels.collect();
+    let mut expected: std::collections::BTreeSet<String> =
+        input.iter().map(ToString::to_string).collect();
+    expected.remove("doc:d0#viewer@user:u0");
+    expected.extend([
+        r#"doc:d0#viewer@user:u0[cav:{"n":1}]"#.to_owned(),
+        "doc:x#viewer@group:g#member[expiration:2999-01-01T00:00:00Z]".to_owned(),
+        "doc:y#viewer@user:u5[expiration:2998-01-01T00:00:00Z]".to_owned(),
+    ]);
+    input.extend(extra);
+    let stats = store.bulk_import(&tenant, input).unwrap();
+    assert_eq!(stats.n_relationships, n_docs * 10 + 2);
+    assert_eq!(stats.revision, before.checked_next().unwrap());
+    assert_eq!(store.head_revision().unwrap(), stats.revision);
+
+    // Nothing of the import is visible before its revision.
+    let (forward, reverse) = read_both_at(&store, before, "doc", "user");
+    assert_eq!(
+        forward,
+        ["doc:d0#viewer@user:u0", "doc:keep#viewer@user:u1"]
+    );
+    assert_eq!(reverse, forward);
+
+    let check = |store: &RocksDatastore| {
+        let (forward, reverse) = read_both_at(store, stats.revision, "doc", "user");
+        let mut all = expected.clone();
+        all.insert("doc:keep#viewer@user:u1".to_owned());
+        assert_eq!(forward.len(), all.len());
+        assert_eq!(
+            forward
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
+            all
+        );
+        // The reverse index holds the same relationships (minus the group subject, which
+        // this query for `user` subjects does not cover).
+        let users: Vec<&String> = forward
+            .iter()
+            .filter(|text| !text.contains("@group:"))
+            .collect();
+        assert_eq!(reverse.iter().collect::<Vec<_>>(), users);
+        // A reverse lookup of one subject.
+        let user = ObjectType::new("user").unwrap();
+        let ids = ["u7".parse().unwrap()];
+        let query = SubjectQuery {
+            subject_ids: &ids,
+            ..SubjectQuery::new(&user)
+        };
+        let mut out = Vec::new();
+        store
+            .snapshot(&tenant, stats.revision)
+            .unwrap()
+            .read_subjects(&query, Page::ALL, &mut out)
+            .unwrap();
+        assert_eq!(
+            out.len(),
+            all.iter().filter(|text| text.ends_with("@user:u7")).count()
+        );
+        assert!(!out.is_empty());
+    };
+    check(&store);
+
+    // The change log: one revision with every imported relationship as a touch, even
+    // across chunks and with a later revision after it.
+    let later = store
+        .write_relationships(&tenant, &[], &[touch("doc:later#viewer@user:u1")])
+        .unwrap();
+    let changes = store.changes_since(&tenant, before, 1).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].revision, stats.revision);
+    assert_eq!(changes[0].changes.len(), n_docs * 10 + 2);
+    assert!(
+        changes[0]
+            .changes
+            .iter()
+            .all(|change| matches!(change, ostiary_store::Change::Touch(_)))
+    );
+    let changes = store.changes_since(&tenant, before, 10).unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|group| group.revision)
+            .collect::<Vec<_>>(),
+        [stats.revision, later]
+    );
+
+    // Empty input commits nothing.
+    let empty = store.bulk_import(&tenant, Vec::new()).unwrap();
+    assert_eq!(empty.revision, Revision::ZERO);
+    assert_eq!(store.head_revision().unwrap(), later);
+
+    drop(store);
+    let store = open(&path);
+    assert_eq!(store.head_revision().unwrap(), later);
+    check(&store);
+    assert!(!path.join("import.tmp").exists());
+    // GC keeps everything inside the window; compaction keeps the data readable.
+    store.collect_garbage().unwrap();
+    store.compact().unwrap();
+    check(&store);
 }
