@@ -5,7 +5,12 @@
 //! The tree shapes are SpiceDB-internal, so only acceptance and error positions are compared.
 //! Known differences are listed in `tests/schemadsl-unsupported.md` at the workspace root.
 
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, reason = "test code")]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code"
+)]
 
 use std::fs;
 use std::path::PathBuf;
