@@ -1,8 +1,13 @@
 //! One-shot storage figures for `RocksDatastore` (not criterion: each is one long run):
-//! bulk import rate, bytes on disk per relationship after compaction, durable
-//! single-relationship writes per second with 1 and 8 writers, and RSS.
+//! bulk import rate through the SST path (`bulk_import`) and the write-batch path
+//! (`bulk_load`) with a phase breakdown, bytes on disk per relationship after compaction,
+//! durable single-relationship writes per second with 1, 8, 64 and 256 concurrent writers
+//! (with the group-commit figures: fsyncs, their latency, the group size), the raw fsync
+//! latency of the disk, and RSS.
 //!
-//! `OSTIARY_BENCH_BULK` sets the number of imported relationships (default 1,000,000).
+//! Environment: `OSTIARY_BENCH_BULK` sets the number of imported relationships (default
+//! 1,000,000); `OSTIARY_BENCH_BATCH_PATH=0` skips the write-batch path;
+//! `OSTIARY_BENCH_WRITERS` lists the writer counts (default `1,8,64,256`).
 
 #![allow(
     clippy::unwrap_used,
@@ -11,6 +16,7 @@
     reason = "tests and benchmarks report failure by panicking"
 )]
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -79,42 +85,97 @@ fn durable_writes(store: &Arc<RocksDatastore>, n_writers: usize, duration: Durat
     n_writes.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The latency of appending 64 bytes to a file and `fdatasync`ing it, in the data
+/// directory's file system: what one group commit costs at least.
+fn raw_fsync_latency(dir: &std::path::Path) -> Duration {
+    let mut file = std::fs::File::create(dir.join("fsync-probe")).unwrap();
+    let n_syncs = 200;
+    let started = Instant::now();
+    for _ in 0..n_syncs {
+        file.write_all(&[7u8; 64]).unwrap();
+        file.sync_data().unwrap();
+    }
+    started.elapsed() / n_syncs
+}
+
+/// The import data set: documents with 10 viewers each, drawn from 1M users.
+fn generate(n_rels: u64) -> Vec<Relationship> {
+    let mut rng = Rng(42);
+    (0..n_rels)
+        .map(|idx| {
+            let user = rng.below(1_000_000);
+            format!("document:doc{}#viewer@user:user{user}", idx / 10)
+                .parse::<Relationship>()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn open(path: &std::path::Path) -> Arc<RocksDatastore> {
+    Arc::new(RocksDatastore::open(&RocksConfig::new(path), DatastoreOptions::default()).unwrap())
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is understood.
-    let n_bulk: u64 = std::env::var("OSTIARY_BENCH_BULK")
-        .ok()
+    let env = |name: &str| std::env::var(name).ok();
+    let n_bulk: u64 = env("OSTIARY_BENCH_BULK")
         .and_then(|text| text.parse().ok())
         .unwrap_or(1_000_000);
+    let batch_path = env("OSTIARY_BENCH_BATCH_PATH").is_none_or(|text| text != "0");
+    let writer_counts: Vec<usize> = env("OSTIARY_BENCH_WRITERS")
+        .unwrap_or_else(|| "1,8,64,256".to_owned())
+        .split(',')
+        .filter_map(|text| text.trim().parse().ok())
+        .collect();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        RocksDatastore::open(
-            &RocksConfig::new(dir.path().join("data")),
-            DatastoreOptions::default(),
-        )
-        .unwrap(),
-    );
     let tenant = TenantId::default_tenant();
+    eprintln!(
+        "raw fsync latency (64-byte append + fdatasync): {:.2?}",
+        raw_fsync_latency(dir.path())
+    );
 
-    // Bulk import: documents with 10 viewers each, drawn from 1M users.
-    let mut rng = Rng(42);
-    let rels = (0..n_bulk).map(move |idx| {
-        let user = rng.below(1_000_000);
-        format!("document:doc{}#viewer@user:user{user}", idx / 10)
-            .parse::<Relationship>()
-            .unwrap()
-    });
     let started = Instant::now();
-    let stats = store
-        .bulk_load(&tenant, rels, RocksDatastore::DEFAULT_BULK_BATCH)
-        .unwrap();
+    let rels = generate(n_bulk);
+    eprintln!(
+        "generating {n_bulk} relationships (text parsing, not timed below): {:.2?}",
+        started.elapsed()
+    );
+
+    if batch_path {
+        let store = open(&dir.path().join("batch"));
+        let started = Instant::now();
+        let stats = store
+            .bulk_load(&tenant, rels.clone(), RocksDatastore::DEFAULT_BULK_BATCH)
+            .unwrap();
+        let elapsed = started.elapsed();
+        eprintln!(
+            "bulk_load (write batches of {}): {} relationships in {elapsed:.2?} = {:.0}/s",
+            RocksDatastore::DEFAULT_BULK_BATCH,
+            stats.n_relationships,
+            stats.n_relationships as f64 / elapsed.as_secs_f64()
+        );
+    }
+
+    let store = open(&dir.path().join("data"));
+    let started = Instant::now();
+    let stats = store.bulk_import(&tenant, rels).unwrap();
     let elapsed = started.elapsed();
     eprintln!(
-        "bulk import: {} relationships in {:.2?} = {:.0} relationships/s (parsing included)",
+        "bulk_import (SST ingestion): {} relationships in {elapsed:.2?} = {:.0}/s \
+         (encode+sort {:.2?}, write SSTs {:.2?}, ingest+commit {:.2?})",
         stats.n_relationships,
-        elapsed,
-        stats.n_relationships as f64 / elapsed.as_secs_f64()
+        stats.n_relationships as f64 / elapsed.as_secs_f64(),
+        stats.encode_time,
+        stats.write_time,
+        stats.ingest_time,
     );
     eprintln!("rss after import: {} MiB", rss_kib("VmRSS:") / 1024);
+    let sizes = store.sst_bytes().unwrap();
+    let as_ingested: u64 = sizes.iter().map(|(_, bytes)| bytes).sum();
+    eprintln!(
+        "  as ingested (LZ4): {:.1} bytes/relationship with the change log",
+        as_ingested as f64 / stats.n_relationships as f64
+    );
 
     let started = Instant::now();
     store.compact().unwrap();
@@ -139,9 +200,19 @@ fn main() {
         per_rel(total)
     );
 
-    for n_writers in [1, 8] {
+    for n_writers in writer_counts {
+        let before = store.wal_sync_stats();
         let rate = durable_writes(&store, n_writers, Duration::from_secs(3));
-        eprintln!("durable single-relationship writes, {n_writers} writer(s): {rate:.0}/s");
+        let after = store.wal_sync_stats();
+        let n_syncs = after.n_syncs - before.n_syncs;
+        let sync_time = after.sync_time - before.sync_time;
+        let n_synced = after.n_revisions_synced - before.n_revisions_synced;
+        eprintln!(
+            "durable single-relationship writes, {n_writers} writer(s): {rate:.0}/s \
+             ({n_syncs} fsyncs, mean {:.2?}, {:.1} writes per fsync)",
+            sync_time / u32::try_from(n_syncs.max(1)).unwrap(),
+            n_synced as f64 / n_syncs.max(1) as f64
+        );
     }
     eprintln!(
         "rss: {} MiB (peak {} MiB)",
