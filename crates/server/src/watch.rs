@@ -139,6 +139,8 @@ async fn follow(
     tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
 ) {
     let mut head_changed = state.store.subscribe();
+    // The revision the last checkpoint (or the start) reported.
+    let mut checkpointed = after;
     let mut shutting_down = state.shutting_down.subscribe();
     loop {
         if *shutting_down.borrow() {
@@ -180,12 +182,13 @@ async fn follow(
                 return;
             }
         }
-        let advanced = next > after;
         after = next;
         if !caught_up {
             continue;
         }
-        if filter.checkpoints && advanced {
+        // Caught up: tell the client everything up to `after` has been sent.
+        if filter.checkpoints && after > checkpointed {
+            checkpointed = after;
             let checkpoint = pb::WatchResponse {
                 updates: Vec::new(),
                 changes_through: token(after),

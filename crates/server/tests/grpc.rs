@@ -39,7 +39,11 @@ struct TestServer {
 
 impl TestServer {
     async fn start_with(config: ServerConfig) -> Self {
-        let store = Arc::new(MemDatastore::new(DatastoreOptions::default()));
+        Self::start_on(config, DatastoreOptions::default()).await
+    }
+
+    async fn start_on(config: ServerConfig, options: DatastoreOptions) -> Self {
+        let store = Arc::new(MemDatastore::new(options));
         let state = Arc::new(ServerState::new(
             store,
             Engine::default(),
@@ -856,5 +860,127 @@ async fn requests_without_the_key_are_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served_without_a_key() {
+    let server = TestServer::start().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    let response = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "authzed.api.v1.PermissionsService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn exact_snapshots_outside_the_gc_window_are_out_of_range() {
+    let clock = Arc::new(ostiary_store::ManualClock::new(
+        ostiary_types::Timestamp::now(),
+    ));
+    let options = DatastoreOptions {
+        gc_window: Duration::from_secs(3600),
+        quantization: Duration::ZERO,
+        clock: clock.clone(),
+    };
+    let server = TestServer::start_on(ServerConfig::default(), options).await;
+    write_schema(&server).await;
+    let old = write(&server, vec![touch("document:a#viewer@user:alice")])
+        .await
+        .unwrap();
+    let exact = |token: &pb::ZedToken| {
+        Some(pb::Consistency {
+            requirement: Some(pb::consistency::Requirement::AtExactSnapshot(token.clone())),
+        })
+    };
+    assert_eq!(
+        check(&server, exact(&old), "document:a", "view", "user:alice")
+            .await
+            .unwrap(),
+        P::HasPermission
+    );
+    // The horizon is the newest revision at least an hour old: after two more writes two
+    // hours apart, `old` is behind it.
+    clock.advance(Duration::from_secs(2 * 3600));
+    let new = write(&server, vec![touch("document:b#viewer@user:alice")])
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(2 * 3600));
+    write(&server, vec![touch("document:c#viewer@user:alice")])
+        .await
+        .unwrap();
+    let err = check(&server, exact(&old), "document:a", "view", "user:alice")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{}", err.message());
+    // An old token is still fine for at_least_as_fresh: a newer revision is used.
+    assert_eq!(
+        check(&server, fresh(&old), "document:b", "view", "user:alice")
+            .await
+            .unwrap(),
+        P::HasPermission
+    );
+    assert_eq!(
+        check(&server, exact(&new), "document:b", "view", "user:alice")
+            .await
+            .unwrap(),
+        P::HasPermission
+    );
+    // Watch cannot resume from a revision that has left the window.
+    let err = server
+        .watch()
+        .watch(authed(pb::WatchRequest {
+            optional_start_cursor: Some(old),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{}", err.message());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watch_sends_checkpoints_and_schema_updates_when_asked() {
+    let server = TestServer::start().await;
+    let mut stream = server
+        .watch()
+        .watch(authed(pb::WatchRequest {
+            optional_update_kinds: vec![
+                pb::WatchKind::IncludeRelationshipUpdates as i32,
+                pb::WatchKind::IncludeSchemaUpdates as i32,
+                pb::WatchKind::IncludeCheckpoints as i32,
+            ],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let schema_token = write_schema(&server).await;
+    let response = next_update(&mut stream).await;
+    assert!(response.schema_updated);
+    assert_eq!(response.changes_through.as_ref(), Some(&schema_token));
+    let response = next_update(&mut stream).await;
+    assert!(response.is_checkpoint);
+    assert!(response.updates.is_empty());
+    assert_eq!(response.changes_through.as_ref(), Some(&schema_token));
+    let garbled = server
+        .watch()
+        .watch(authed(pb::WatchRequest {
+            optional_start_cursor: Some(pb::ZedToken {
+                token: "garbage".into(),
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(garbled.code(), Code::InvalidArgument);
     server.stop().await;
 }
