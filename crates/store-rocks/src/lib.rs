@@ -323,12 +323,16 @@ impl RocksDatastore {
     ///
     /// Returns a storage failure.
     pub fn compact(&self) -> Result<(), StoreError> {
+        // Rewrite the bottommost level too: files a bulk import ingested there are LZ4 and
+        // get the bottommost ZSTD compression only this way.
+        let mut options = rocksdb::CompactOptions::default();
+        options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         for cf in Cf::ALL {
             let handle = self.shared.cf(cf)?;
             self.shared.db.flush_cf(handle).map_err(storage)?;
             self.shared
                 .db
-                .compact_range_cf(handle, None::<&[u8]>, None::<&[u8]>);
+                .compact_range_cf_opt(handle, None::<&[u8]>, None::<&[u8]>, &options);
         }
         Ok(())
     }
