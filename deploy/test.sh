@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/setup.sh
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
+cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
 # Benches are compiled (and linted) by clippy above; `cargo bench` runs them.
-cargo test --workspace --locked
+cargo test --workspace
