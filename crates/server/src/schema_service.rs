@@ -161,11 +161,10 @@ impl SchemaService for Schemas {
         let response = blocking(move || {
             let snapshot = state.store.head_snapshot(&state.tenant)?;
             let Some(stored) = snapshot.read_schema()? else {
-                return Err(ApiError::FailedPrecondition {
-                    message: "no schema has been defined; please call WriteSchema to start"
-                        .to_owned(),
-                    reason: ErrorReason::Unspecified,
-                });
+                // SpiceDB answers NotFound here; clients (e.g. zed, the harness) rely on it.
+                return Err(ApiError::NotFound(
+                    "no schema has been defined; please call WriteSchema to start".to_owned(),
+                ));
             };
             Ok(pb::ReadSchemaResponse {
                 schema_text: stored.text.to_string(),

@@ -43,6 +43,10 @@ pub(crate) enum ApiError {
     /// A store error.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The requested thing does not exist (SpiceDB's `NotFound`, e.g. ReadSchema before any
+    /// schema was written).
+    #[error("{0}")]
+    NotFound(String),
     /// The method is not implemented yet.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
@@ -123,6 +127,7 @@ fn classify(err: &ApiError) -> (Code, ErrorReason, String) {
             R::SchemaParseError,
             diagnostics.to_string(),
         ),
+        ApiError::NotFound(message) => (Code::NotFound, R::Unspecified, message.clone()),
         ApiError::Unimplemented(_) => (Code::Unimplemented, R::Unspecified, err.to_string()),
         ApiError::Unavailable(message) => (Code::Unavailable, R::Unspecified, message.clone()),
         ApiError::Store(store) => classify_store(store),
