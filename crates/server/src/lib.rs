@@ -13,6 +13,7 @@ mod config;
 mod consistency;
 mod convert;
 mod permissions;
+mod reflection;
 mod schema_service;
 mod status;
 mod token;

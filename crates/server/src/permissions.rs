@@ -621,9 +621,11 @@ impl PermissionsService for Permissions {
         let state = Arc::clone(&self.state);
         let request = request.into_inner();
         let responses = blocking(move || {
-            if request.optional_concrete_limit != 0 || request.optional_cursor.is_some() {
+            // As SpiceDB v1.54: a concrete limit is refused before anything else, and without
+            // one the cursor is ignored (every result is streamed, none carries a cursor).
+            if request.optional_concrete_limit != 0 {
                 return Err(ApiError::Unimplemented(
-                    "LookupSubjects with `optional_concrete_limit` or `optional_cursor`",
+                    "concrete limit is not yet supported",
                 ));
             }
             let resource = convert::object_ref("resource", request.resource.as_ref())?;

@@ -1,6 +1,6 @@
-//! `SchemaService`: ReadSchema and WriteSchema (compiled first; refused if it would orphan
-//! stored relationships). ReflectSchema, DiffSchema and the other reflection methods are not
-//! implemented yet.
+//! `SchemaService`: ReadSchema, WriteSchema (compiled first; refused if it would orphan
+//! stored relationships), ReflectSchema and DiffSchema (see `reflection`).
+//! ComputablePermissions and DependentRelations are not implemented yet.
 
 use std::sync::Arc;
 
@@ -13,7 +13,8 @@ use ostiary_store::{DatastoreExt, Page, WriteTxn};
 use ostiary_types::{ObjectType, RelationFilter, RelationName, RelationshipFilter, SubjectFilter};
 use tonic::{Request, Response, Status};
 
-use crate::permissions::token;
+use crate::permissions::{open_snapshot, token};
+use crate::reflection::{self, SchemaFilters};
 use crate::status::ApiError;
 use crate::{ServerState, blocking};
 
@@ -210,29 +211,71 @@ impl SchemaService for Schemas {
 
     async fn reflect_schema(
         &self,
-        _request: Request<pb::ReflectSchemaRequest>,
+        request: Request<pb::ReflectSchemaRequest>,
     ) -> Result<Response<pb::ReflectSchemaResponse>, Status> {
-        Err(ApiError::Unimplemented("ReflectSchema").into())
+        let _permit = self.state.permit().await?;
+        let state = Arc::clone(&self.state);
+        let request = request.into_inner();
+        let response = blocking(move || {
+            let filters = SchemaFilters::new(&request.optional_filters)?;
+            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            // SpiceDB reflects a missing schema as an empty one (only ReadSchema answers
+            // NotFound).
+            let schema = match snapshot.read_schema()? {
+                Some(_) => Some(state.schema_at(snapshot.as_ref())?),
+                None => None,
+            };
+            let (definitions, caveats) =
+                reflection::reflect(schema.as_ref().map(|schema| schema.compiled()), &filters);
+            Ok(pb::ReflectSchemaResponse {
+                definitions,
+                caveats,
+                read_at: token(snapshot.revision()),
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn computable_permissions(
         &self,
         _request: Request<pb::ComputablePermissionsRequest>,
     ) -> Result<Response<pb::ComputablePermissionsResponse>, Status> {
-        Err(ApiError::Unimplemented("ComputablePermissions").into())
+        Err(ApiError::Unimplemented("ComputablePermissions is not implemented yet").into())
     }
 
     async fn dependent_relations(
         &self,
         _request: Request<pb::DependentRelationsRequest>,
     ) -> Result<Response<pb::DependentRelationsResponse>, Status> {
-        Err(ApiError::Unimplemented("DependentRelations").into())
+        Err(ApiError::Unimplemented("DependentRelations is not implemented yet").into())
     }
 
     async fn diff_schema(
         &self,
-        _request: Request<pb::DiffSchemaRequest>,
+        request: Request<pb::DiffSchemaRequest>,
     ) -> Result<Response<pb::DiffSchemaResponse>, Status> {
-        Err(ApiError::Unimplemented("DiffSchema").into())
+        let _permit = self.state.permit().await?;
+        let state = Arc::clone(&self.state);
+        let request = request.into_inner();
+        let response = blocking(move || {
+            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let existing = match snapshot.read_schema()? {
+                Some(_) => Some(state.schema_at(snapshot.as_ref())?),
+                None => None,
+            };
+            let comparison = ostiary_schema::compile_str("schema.zed", &request.comparison_schema)
+                .map_err(ApiError::Schema)?
+                .schema;
+            Ok(pb::DiffSchemaResponse {
+                diffs: reflection::diff(
+                    existing.as_ref().map(|schema| schema.compiled()),
+                    &comparison,
+                ),
+                read_at: token(snapshot.revision()),
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 }

@@ -47,8 +47,8 @@ pub(crate) enum ApiError {
     /// schema was written).
     #[error("{0}")]
     NotFound(String),
-    /// The method is not implemented yet.
-    #[error("{0} is not implemented yet")]
+    /// The method or option is not implemented (the message says which).
+    #[error("{0}")]
     Unimplemented(&'static str),
     /// The server is shutting down or a worker failed.
     #[error("{0}")]
@@ -150,8 +150,9 @@ fn classify(err: &ApiError) -> (Code, ErrorReason, String) {
             EngineError::WildcardNotAllowed(_) => {
                 (Code::InvalidArgument, R::Unspecified, engine.to_string())
             }
+            // SpiceDB v1.54 answers FailedPrecondition here (not ResourceExhausted).
             EngineError::MaxDepthExceeded { .. } => (
-                Code::ResourceExhausted,
+                Code::FailedPrecondition,
                 R::MaximumDepthExceeded,
                 engine.to_string(),
             ),
@@ -251,7 +252,7 @@ mod tests {
             ),
             (
                 EngineError::MaxDepthExceeded { max_depth: 50 }.into(),
-                Code::ResourceExhausted,
+                Code::FailedPrecondition,
             ),
             (
                 StoreError::RevisionExpired(Revision::new(1)).into(),
