@@ -2,7 +2,10 @@
 //! [`Datastore`] and the engine, plus health and reflection.
 //!
 //! [`serve`] runs the server on a bound listener until a shutdown future completes, so that
-//! tests bind `127.0.0.1:0`. Request handling: the auth interceptor checks the bearer key, a
+//! tests bind `127.0.0.1:0`; [`serve_with`] adds TLS ([`GrpcTls`]) and the bound on the
+//! graceful shutdown ([`ServeOptions`]). [`serve_metrics`] serves the Prometheus endpoint of
+//! the state's [`Metrics`], which a tower layer fills for every RPC. Request handling: the
+//! auth interceptor checks the bearer key, a
 //! semaphore bounds concurrency, the handler validates and converts the request
 //! (`convert`), picks a revision from the consistency requirement (`consistency`), runs the
 //! engine or the store on a blocking thread and answers with a consistency token. Every error
@@ -12,10 +15,12 @@ mod auth;
 mod config;
 mod consistency;
 mod convert;
+mod metrics;
 mod permissions;
 mod reflection;
 mod schema_service;
 mod status;
+mod tls;
 mod token;
 mod validate;
 mod watch;
@@ -23,6 +28,7 @@ mod watch;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ostiary_engine::{Engine, EngineSchema};
 use ostiary_proto::authzed::api::v1::permissions_service_server::PermissionsServiceServer;
@@ -36,7 +42,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
 pub use crate::config::{ConfigError, ServerConfig};
+pub use crate::metrics::{Metrics, StoreSizeFn, serve_metrics};
 use crate::status::ApiError;
+pub use crate::tls::{GrpcTls, TlsError};
 
 /// Everything the services share: the datastore, the engine, the limits and the accepted
 /// bearer keys.
@@ -53,6 +61,8 @@ pub struct ServerState {
     permits: Semaphore,
     /// Flipped to `true` when the server shuts down; Watch streams end on it.
     shutting_down: signal::Sender<bool>,
+    /// This server's Prometheus metrics (`None` only if registering them failed).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl ServerState {
@@ -65,6 +75,14 @@ impl ServerState {
     ) -> Self {
         let permits = Semaphore::new(config.max_concurrent_requests);
         let (shutting_down, _) = signal::channel(false);
+        let metrics = match Metrics::new() {
+            Ok(metrics) => Some(Arc::new(metrics)),
+            Err(err) => {
+                debug_assert!(false, "metrics failed to register: {err}");
+                tracing::error!(error = %err, "metrics disabled: they failed to register");
+                None
+            }
+        };
         Self {
             store,
             engine,
@@ -74,6 +92,27 @@ impl ServerState {
             schema_cache: parking_lot::Mutex::new(None),
             permits,
             shutting_down,
+            metrics,
+        }
+    }
+
+    /// This server's metrics, for [`serve_metrics`].
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// Exports `ostiary_store_bytes`, read from `size` at every scrape (for backends that
+    /// know their size; the datastore trait does not say).
+    pub fn set_store_size(&self, size: StoreSizeFn) {
+        if let Some(metrics) = &self.metrics {
+            metrics.set_store_size(size);
+        }
+    }
+
+    /// Records into the metrics, if there are any.
+    pub(crate) fn record(&self, record: impl FnOnce(&Metrics)) {
+        if let Some(metrics) = &self.metrics {
+            record(metrics);
         }
     }
 
@@ -96,8 +135,10 @@ impl ServerState {
         if let Some((revision, schema)) = self.schema_cache.lock().as_ref()
             && *revision == stored.revision
         {
+            self.record(|metrics| metrics.schema_cache_hits.inc());
             return Ok(schema.clone());
         }
+        self.record(|metrics| metrics.schema_cache_misses.inc());
         let compiled = ostiary_schema::compile_str("schema.zed", &stored.text)
             .map_err(ApiError::Schema)?
             .schema;
@@ -118,8 +159,27 @@ where
         .map_err(|err| ApiError::Unavailable(format!("request worker failed: {err}")))?
 }
 
-/// Serves the gRPC API on `listener` until `shutdown` completes, then stops accepting, ends
-/// Watch streams and drains in-flight requests.
+/// How [`serve_with`] serves: TLS, and how long a graceful shutdown may take.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Serve gRPC over TLS with this certificate; plaintext when `None`.
+    pub tls: Option<GrpcTls>,
+    /// After the shutdown signal, how long in-flight requests may take to finish before the
+    /// server stops anyway.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves the gRPC API on `listener` in plaintext until `shutdown` completes; see
+/// [`serve_with`].
 ///
 /// # Errors
 ///
@@ -127,6 +187,24 @@ where
 pub async fn serve(
     listener: TcpListener,
     state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    serve_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` completes, then shuts down
+/// gracefully: it stops accepting connections, ends Watch streams (they would otherwise
+/// keep the server alive), lets in-flight requests finish and closes the request
+/// semaphore, all within `options.shutdown_timeout`; past it the remaining connections are
+/// dropped. The caller then drops its last handle on the state, which closes the store.
+///
+/// # Errors
+///
+/// Returns the transport error if the server fails or the TLS configuration is refused.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let auth = auth::Authenticator::new(state.preshared_keys.clone());
@@ -160,17 +238,24 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(ostiary_proto::FILE_DESCRIPTOR_SET)
         .build_v1();
     let request_ids = Arc::new(AtomicU64::new(1));
-    let mut builder = tonic::transport::Server::builder().trace_fn(move |request| {
-        let request_id = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|value| value.to_str().ok())
-            .map_or_else(
-                || request_ids.fetch_add(1, Ordering::Relaxed).to_string(),
-                ToOwned::to_owned,
-            );
-        tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
-    });
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        tls::install_ring_provider();
+        builder = builder.tls_config(tls.config())?;
+    }
+    let mut builder = builder
+        .trace_fn(move |request| {
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|value| value.to_str().ok())
+                .map_or_else(
+                    || request_ids.fetch_add(1, Ordering::Relaxed).to_string(),
+                    ToOwned::to_owned,
+                );
+            tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
+        })
+        .layer(metrics::MetricsLayer::new(state.metrics.clone()));
     let mut router = builder
         .add_service(health_service)
         .add_service(permissions)
@@ -184,13 +269,31 @@ pub async fn serve(
         }
     };
     let shutdown_state = Arc::clone(&state);
-    let res = router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: ending watch streams and draining requests");
             shutdown_state.shutting_down.send_replace(true);
-        })
-        .await;
+            let _ = signalled.send(());
+        });
+    let deadline = async move {
+        if on_signal.await.is_err() {
+            // The server stopped on its own; nothing to bound.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(options.shutdown_timeout).await;
+    };
+    let res = tokio::select! {
+        res = server => res,
+        () = deadline => {
+            tracing::warn!(
+                timeout = ?options.shutdown_timeout,
+                "graceful shutdown timed out; dropping the remaining connections"
+            );
+            Ok(())
+        }
+    };
     state.permits.close();
     res
 }

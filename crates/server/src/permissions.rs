@@ -50,7 +50,18 @@ pub(crate) fn open_snapshot(
     consistency: Option<&pb::Consistency>,
 ) -> Result<Arc<dyn Snapshot>, ApiError> {
     let revision = pick_revision(state.store.as_ref(), consistency)?;
-    Ok(state.store.snapshot(&state.tenant, revision)?)
+    let snapshot = state.store.snapshot(&state.tenant, revision)?;
+    if let Some(metrics) = state.metrics() {
+        // Revision lag: how far behind head this read is served (0 for fully consistent).
+        let head = state.store.head_revision()?;
+        let lag = head.as_u64().saturating_sub(revision.as_u64());
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a lag above 2^53 revisions is not a realistic histogram value"
+        )]
+        metrics.revision_lag.observe(lag as f64);
+    }
+    Ok(snapshot)
 }
 
 /// The wire permissionship of a check result and its partial caveat info.
@@ -418,6 +429,7 @@ impl PermissionsService for Permissions {
             let context = convert::context(request.context.as_ref());
             let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
+            state.record(|metrics| metrics.checks.inc());
             let result = state.engine.check(
                 snapshot.as_ref(),
                 &schema,
@@ -477,6 +489,11 @@ impl PermissionsService for Permissions {
             }
             let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
+            state.record(|metrics| {
+                metrics
+                    .checks
+                    .inc_by(u64::try_from(items.len()).unwrap_or(u64::MAX));
+            });
             let results = state.engine.check_bulk(snapshot.as_ref(), &schema, &items);
             let pairs = request
                 .items
@@ -607,6 +624,7 @@ impl PermissionsService for Permissions {
                     break;
                 }
             }
+            state.record(|metrics| metrics.lookup_results("LookupResources", responses.len()));
             Ok(responses)
         })
         .await?;
@@ -654,13 +672,15 @@ impl PermissionsService for Permissions {
             )?;
             let exclude_wildcards = request.wildcard_option
                 == pb::lookup_subjects_request::WildcardOption::ExcludeWildcards as i32;
-            Ok(found
+            let responses = found
                 .iter()
                 .filter(|found| {
                     !(exclude_wildcards && found.subject.subject_object_id.is_wildcard())
                 })
                 .map(|found| found_to_pb(found, snapshot.revision()))
-                .collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+            state.record(|metrics| metrics.lookup_results("LookupSubjects", responses.len()));
+            Ok(responses)
         })
         .await?;
         Ok(Response::new(stream_of(responses)))
