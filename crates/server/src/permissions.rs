@@ -600,23 +600,24 @@ impl PermissionsService for Permissions {
                     Some(want),
                     cursor.as_deref(),
                 )?;
-                let n_results = page.results.len();
-                for (idx, result) in page.results.into_iter().enumerate() {
+                for result in page.results {
                     let (permissionship, partial_caveat_info) =
                         lookup_permissionship(&result.permissionship);
-                    // INVARIANT: the engine's cursor resumes after the page's last result,
-                    // so only that result can carry it.
-                    let after_result_cursor = if idx + 1 == n_results {
-                        page.cursor.clone().map(|token| pb::Cursor { token })
-                    } else {
-                        None
-                    };
+                    // Every result carries the cursor that resumes after it, as in SpiceDB:
+                    // clients resume from the last result they received, which may be the
+                    // last one of all (its cursor then leads to an empty page) or one in the
+                    // middle of a stream that broke off.
+                    // INVARIANT: the engine's cursor is the id of the last result it
+                    // returned, and results come in id order.
+                    let resource_object_id = result.resource_id.to_string();
                     responses.push(pb::LookupResourcesResponse {
                         looked_up_at: token(snapshot.revision()),
-                        resource_object_id: result.resource_id.to_string(),
+                        after_result_cursor: Some(pb::Cursor {
+                            token: resource_object_id.clone(),
+                        }),
+                        resource_object_id,
                         permissionship,
                         partial_caveat_info,
-                        after_result_cursor,
                     });
                 }
                 cursor = page.cursor;
