@@ -61,9 +61,16 @@ pub(crate) struct ServeArgs {
     /// For `rocksdb`: the data directory [default: ./ostiary-data].
     #[arg(long, env = "OSTIARY_DATASTORE_CONN_URI", value_name = "PATH")]
     pub(crate) datastore_conn_uri: Option<PathBuf>,
-    /// The address of the Prometheus `/metrics` endpoint (not served yet).
+    /// The address of the Prometheus endpoint (`GET /metrics`, plain HTTP) [default: not
+    /// served].
     #[arg(long, env = "OSTIARY_METRICS_ADDR", value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// A PEM certificate chain: serve gRPC over TLS (needs `--grpc-tls-key-path`).
+    #[arg(long, env = "OSTIARY_GRPC_TLS_CERT_PATH", value_name = "FILE")]
+    pub(crate) grpc_tls_cert_path: Option<PathBuf>,
+    /// The PEM private key of `--grpc-tls-cert-path`.
+    #[arg(long, env = "OSTIARY_GRPC_TLS_KEY_PATH", value_name = "FILE")]
+    pub(crate) grpc_tls_key_path: Option<PathBuf>,
 }
 
 /// The datastore backends `ostiary serve` can use.

@@ -1,14 +1,17 @@
 //! `ostiary serve`: merges flags, environment and the config file into one validated
-//! [`ServeConfig`], opens the datastore and runs the gRPC server until SIGTERM or Ctrl-C.
+//! [`ServeConfig`], opens the datastore and runs the gRPC server (plaintext or TLS) and the
+//! optional metrics endpoint until SIGTERM or Ctrl-C, then shuts down gracefully within
+//! `shutdown-timeout-secs` and closes the store.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ostiary_engine::Engine;
-use ostiary_server::{ServerConfig, ServerState};
+use ostiary_server::{GrpcTls, ServeOptions, ServerConfig, ServerState, StoreSizeFn};
 use ostiary_store::{Datastore, DatastoreOptions};
 use serde::Deserialize;
 
@@ -28,8 +31,14 @@ pub(crate) struct ServeConfig {
     pub(crate) datastore_engine: DatastoreEngine,
     /// The RocksDB data directory.
     pub(crate) datastore_conn_uri: PathBuf,
-    /// The metrics endpoint (not served yet).
+    /// The Prometheus endpoint (`GET /metrics`); not served when absent.
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// The PEM certificate chain for gRPC over TLS.
+    pub(crate) grpc_tls_cert_path: Option<PathBuf>,
+    /// The PEM private key for gRPC over TLS.
+    pub(crate) grpc_tls_key_path: Option<PathBuf>,
+    /// How long a graceful shutdown may take, in seconds.
+    pub(crate) shutdown_timeout_secs: u64,
     /// Request limits and server settings.
     pub(crate) server: ServerConfig,
 }
@@ -48,6 +57,9 @@ impl Default for ServeConfig {
             },
             datastore_conn_uri: PathBuf::from("ostiary-data"),
             metrics_addr: None,
+            grpc_tls_cert_path: None,
+            grpc_tls_key_path: None,
+            shutdown_timeout_secs: 30,
             server: ServerConfig::default(),
         }
     }
@@ -79,6 +91,12 @@ impl ServeConfig {
         if args.metrics_addr.is_some() {
             self.metrics_addr = args.metrics_addr;
         }
+        if args.grpc_tls_cert_path.is_some() {
+            self.grpc_tls_cert_path = args.grpc_tls_cert_path;
+        }
+        if args.grpc_tls_key_path.is_some() {
+            self.grpc_tls_key_path = args.grpc_tls_key_path;
+        }
         self
     }
 
@@ -104,6 +122,14 @@ impl ServeConfig {
         if keys_present && self.insecure_no_auth {
             bail!("`--insecure-no-auth` cannot be combined with `--grpc-preshared-key`");
         }
+        if self.grpc_tls_cert_path.is_some() != self.grpc_tls_key_path.is_some() {
+            bail!(
+                "`--grpc-tls-cert-path` and `--grpc-tls-key-path` must be given together (or neither, for plaintext gRPC)"
+            );
+        }
+        if self.shutdown_timeout_secs == 0 {
+            bail!("`shutdown-timeout-secs` must be at least 1");
+        }
         Ok(())
     }
 }
@@ -128,15 +154,29 @@ pub(crate) fn run(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(config))?;
+    // Tasks still running (a Watch stream's last step, a blocking read) get a moment; the
+    // store closes when the last of them lets go of it.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the datastore, binds and serves.
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let store: Arc<dyn Datastore> = match config.datastore_engine {
-        DatastoreEngine::Memory => Arc::new(ostiary_store_mem::MemDatastore::new(
-            DatastoreOptions::default(),
-        )),
+    // Check the TLS files before anything else, so that a bad file fails fast.
+    let tls = match (&config.grpc_tls_cert_path, &config.grpc_tls_key_path) {
+        (Some(cert), Some(key)) => Some(GrpcTls::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let (store, store_size): (Arc<dyn Datastore>, Option<StoreSizeFn>) = match config
+        .datastore_engine
+    {
+        DatastoreEngine::Memory => (
+            Arc::new(ostiary_store_mem::MemDatastore::new(
+                DatastoreOptions::default(),
+            )),
+            None,
+        ),
         #[cfg(feature = "rocksdb")]
         DatastoreEngine::Rocksdb => {
             let rocks_config = ostiary_store_rocks::RocksConfig::new(&config.datastore_conn_uri);
@@ -150,19 +190,30 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     config.datastore_conn_uri.display()
                 )
             })?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            let sized = Arc::clone(&store);
+            let size: StoreSizeFn = Box::new(move || {
+                let files = sized.sst_bytes().ok()?;
+                Some(files.iter().map(|(_, bytes)| bytes).sum())
+            });
+            (store, Some(size))
         }
         #[cfg(not(feature = "rocksdb"))]
         DatastoreEngine::Rocksdb => bail!(
             "this build has no RocksDB support: rebuild with `--features rocksdb`, or use `--datastore-engine memory`"
         ),
     };
-    if let Some(addr) = config.metrics_addr {
-        tracing::warn!(%addr, "the metrics endpoint is not implemented yet; ignoring `metrics-addr`");
-    }
     let listener = tokio::net::TcpListener::bind(config.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on `{}`", config.grpc_addr))?;
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on `{addr}` for metrics"))?,
+        ),
+        None => None,
+    };
     let keys = if config.insecure_no_auth {
         tracing::warn!("serving without authentication (`--insecure-no-auth`)");
         Vec::new()
@@ -175,40 +226,85 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         config.server.clone(),
         keys,
     ));
-    tracing::info!(addr = %listener.local_addr()?, engine = ?config.datastore_engine, "serving gRPC");
-    ostiary_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("the gRPC server failed")?;
-    tracing::info!("stopped");
+    if let Some(size) = store_size {
+        state.set_store_size(size);
+    }
+    // One signal, seen by the gRPC server and the metrics endpoint.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = shutdown_signal()?;
+    tokio::spawn(async move {
+        signal.await;
+        tracing::info!("shutdown signal received");
+        stop.send_replace(true);
+    });
+    let wait_for_stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone, which also means stop.
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let metrics_task = match (metrics_listener, state.metrics()) {
+        (Some(listener), Some(metrics)) => {
+            tracing::info!(addr = %listener.local_addr()?, "serving metrics");
+            Some(tokio::spawn(ostiary_server::serve_metrics(
+                listener,
+                Arc::clone(metrics),
+                wait_for_stop(stopped.clone()),
+            )))
+        }
+        _ => None,
+    };
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        engine = ?config.datastore_engine,
+        tls = tls.is_some(),
+        "serving gRPC"
+    );
+    let options = ServeOptions {
+        tls,
+        shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+    };
+    ostiary_server::serve_with(
+        listener,
+        Arc::clone(&state),
+        options,
+        wait_for_stop(stopped),
+    )
+    .await
+    .context("the gRPC server failed")?;
+    if let Some(task) = metrics_task
+        && let Err(err) = task.await
+    {
+        tracing::warn!(error = %err, "the metrics endpoint failed");
+    }
+    // Our handle on the store goes; it closes once in-flight work lets go of it too.
+    drop(state);
+    tracing::info!("closing the datastore");
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// A future that completes on Ctrl-C or SIGTERM. The SIGTERM handler is installed before
+/// this returns, so a signal sent right after is not missed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        let ctrl_c = async {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %err, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            terminate.recv().await;
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+    })
 }
 
 #[cfg(test)]
@@ -241,5 +337,52 @@ mod tests {
             ..ServeConfig::default()
         };
         insecure.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_paths_come_together() {
+        let half = ServeConfig {
+            insecure_no_auth: true,
+            grpc_tls_cert_path: Some(PathBuf::from("cert.pem")),
+            ..ServeConfig::default()
+        };
+        let err = half.validate().unwrap_err();
+        assert!(err.to_string().contains("must be given together"), "{err}");
+        let both = ServeConfig {
+            grpc_tls_key_path: Some(PathBuf::from("key.pem")),
+            ..half
+        };
+        both.validate().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_bad_tls_file_is_an_error_at_startup() {
+        let config = ServeConfig {
+            insecure_no_auth: true,
+            datastore_engine: DatastoreEngine::Memory,
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_tls_cert_path: Some(PathBuf::from("/nonexistent/cert.pem")),
+            grpc_tls_key_path: Some(PathBuf::from("/nonexistent/key.pem")),
+            ..ServeConfig::default()
+        };
+        let err = serve(config).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read the TLS certificate file `/nonexistent/cert.pem`"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sigterm_completes_the_shutdown_signal() {
+        let signal = shutdown_signal().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(5), signal)
+            .await
+            .expect("SIGTERM ends the wait");
     }
 }
