@@ -52,8 +52,8 @@ fn script() -> PathBuf {
 
 /// Runs the script with `args` (bounded by [`SCRIPT_TIMEOUT`]); returns the exit success,
 /// stdout and stderr.
-fn run(args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new(python())
+fn run(python: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(python)
         .arg(script())
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -89,9 +89,12 @@ fn run(args: &[&str]) -> (bool, String, String) {
 }
 
 async fn run_script(engine: Engine) {
-    let (listed, names, list_err) = tokio::task::spawn_blocking(|| run(&["--list"]))
-        .await
-        .unwrap();
+    let python = python();
+    let list_python = python.clone();
+    let (listed, names, list_err) =
+        tokio::task::spawn_blocking(move || run(&list_python, &["--list"]))
+            .await
+            .unwrap();
     assert!(
         listed,
         "the Python script cannot even list its checks (is `authzed` installed? run \
@@ -103,7 +106,7 @@ async fn run_script(engine: Engine) {
     let (server, _data) = Ostiary::start(engine).await;
     let addr = server.addr().to_string();
     let (passed, stdout, stderr) =
-        tokio::task::spawn_blocking(move || run(&["--addr", &addr, "--token", KEY]))
+        tokio::task::spawn_blocking(move || run(&python, &["--addr", &addr, "--token", KEY]))
             .await
             .unwrap();
     assert!(

@@ -290,7 +290,8 @@ def check_write_and_check(srv, state):
         ("document:spec", "user:erin", False),
         ("document:public", "user:erin", True),
     ]:
-        expect_equal(srv.allowed(fresh(written), resource, subject), expected, f"{resource}@{subject}")
+        answer = srv.allowed(fresh(written), resource, subject)
+        expect_equal(answer, expected, f"{resource}@{subject}")
     expect(srv.check(fresh(written), "document:spec", "user:alice").checked_at.token, "checked_at")
 
     def item(resource, permission, subject):
@@ -439,7 +440,8 @@ def check_read_and_delete(srv, state):
         DeleteRelationshipsResponse.DELETION_PROGRESS_COMPLETE,
         "deletion progress",
     )
-    expect(not srv.allowed(fresh(deleted.deleted_at), "document:memo", "user:carol"), "memo deleted")
+    memo_visible = srv.allowed(fresh(deleted.deleted_at), "document:memo", "user:carol")
+    expect(not memo_visible, "memo deleted")
 
 
 def check_import_export(srv, state):
@@ -578,11 +580,14 @@ def check_new_enemy(srv, state):
         update(CREATE, "folder:plans#viewer@user:mallory"),
         update(CREATE, "document:roadmap#parent@folder:plans"),
     )
-    expect(srv.allowed(exact(before), "document:roadmap", "user:mallory"), "mallory saw the roadmap")
+    saw = srv.allowed(exact(before), "document:roadmap", "user:mallory")
+    expect(saw, "mallory saw the roadmap")
     removed = srv.write(update(DELETE, "folder:plans#viewer@user:mallory"))
     secret = srv.write(update(CREATE, "document:secret#parent@folder:plans"))
     for consistency in (fresh(secret), exact(secret), fresh(removed), full(), latency(), None):
-        response = predates_schema(lambda: srv.check(consistency, "document:secret", "user:mallory"))
+        response = predates_schema(
+            lambda: srv.check(consistency, "document:secret", "user:mallory")
+        )
         if response is None:
             continue
         expect_equal(response.permissionship, NO, f"new enemy at {consistency}")
@@ -607,7 +612,10 @@ def check_new_enemy(srv, state):
 def check_watch_resume(srv, state):
     start = srv.write(update(TOUCH, "folder:watch#viewer@user:start"))
     writes = [
-        ([update(CREATE, "document:w1#viewer@user:alice")], ["TOUCH document:w1#viewer@user:alice"]),
+        (
+            [update(CREATE, "document:w1#viewer@user:alice")],
+            ["TOUCH document:w1#viewer@user:alice"],
+        ),
         (
             [
                 update(DELETE, "document:w1#viewer@user:alice"),
@@ -671,15 +679,21 @@ def check_bad_input(srv, state):
             ),
         )
 
+    bad, exists, precondition = (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    oversize = [update(TOUCH, f"document:n{i}#viewer@user:bob") for i in range(1001)]
     cases = [
-        ([valid, update(TOUCH, "widget:w#viewer@user:bob")], grpc.StatusCode.FAILED_PRECONDITION, "widget"),
-        ([valid, update(TOUCH, "document:d#owner@user:bob")], grpc.StatusCode.FAILED_PRECONDITION, "owner"),
-        ([valid, update(TOUCH, "document:d#parent@user:bob")], grpc.StatusCode.INVALID_ARGUMENT, "not allowed"),
-        ([valid, raw("document", "has space")], grpc.StatusCode.INVALID_ARGUMENT, "updates[1].relationship"),
-        ([valid, raw("document", "")], grpc.StatusCode.INVALID_ARGUMENT, "updates[1].relationship"),
-        ([valid, raw("Document", "x")], grpc.StatusCode.INVALID_ARGUMENT, "updates[1].relationship"),
-        ([valid, update(CREATE, "folder:eng#viewer@user:alice")], grpc.StatusCode.ALREADY_EXISTS, "folder:eng#viewer@user:alice"),
-        ([update(TOUCH, f"document:n{i}#viewer@user:bob") for i in range(1001)], grpc.StatusCode.INVALID_ARGUMENT, "1001"),
+        ([valid, update(TOUCH, "widget:w#viewer@user:bob")], precondition, "widget"),
+        ([valid, update(TOUCH, "document:d#owner@user:bob")], precondition, "owner"),
+        ([valid, update(TOUCH, "document:d#parent@user:bob")], bad, "not allowed"),
+        ([valid, raw("document", "has space")], bad, "updates[1].relationship"),
+        ([valid, raw("document", "")], bad, "updates[1].relationship"),
+        ([valid, raw("Document", "x")], bad, "updates[1].relationship"),
+        ([valid, update(CREATE, "folder:eng#viewer@user:alice")], exists, "folder:eng#viewer"),
+        (oversize, bad, "1001"),
     ]
     for updates, code, needle in cases:
         expect_error(lambda: srv.write(*updates), code, needle)
@@ -713,7 +727,8 @@ def check_bad_input(srv, state):
     )
     expect_error(
         lambda: srv.client.WriteSchema(
-            WriteSchemaRequest(schema="definition user {\n  relation broken: \n}\n"), timeout=TIMEOUT
+            WriteSchemaRequest(schema="definition user {\n  relation broken: \n}\n"),
+            timeout=TIMEOUT,
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
