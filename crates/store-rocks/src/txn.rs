@@ -6,6 +6,7 @@
 //! between them and the commit.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use ostiary_store::{
@@ -25,8 +26,10 @@ use crate::{Cf, Shared};
 #[derive(Debug)]
 struct Pending {
     key: RelationshipKey,
-    /// The newest stored version before the transaction (expired or not).
-    before: Option<Relationship>,
+    /// The newest stored version before the transaction (expired or not), once read
+    /// (`None`: not read yet). A TOUCH needs no before-image: whatever was stored, it
+    /// writes a version and records a touch; CREATE and DELETE read it.
+    before: Option<Option<Relationship>>,
     /// The value the transaction leaves (`None`: deleted).
     after: Option<Relationship>,
 }
@@ -76,53 +79,73 @@ impl<'a> RocksTxn<'a> {
         }
     }
 
-    /// Reports whether a key has a live value in the transaction's view.
-    fn is_live(&mut self, forward_key: &[u8], key: &RelationshipKey) -> Result<bool, StoreError> {
-        let now = self.now;
-        let pending = self.pending_entry(forward_key, key)?;
-        Ok(pending
-            .after
-            .as_ref()
-            .is_some_and(|rel| !is_expired(rel, now)))
-    }
-
-    fn pending_entry(
+    /// Returns the key's entry with its before-image read. The stored state is still the
+    /// one before the transaction (nothing is written before the commit), so reading it
+    /// late gives the same answer as reading it first.
+    fn read_entry(
         &mut self,
-        forward_key: &[u8],
+        forward_key: Vec<u8>,
         key: &RelationshipKey,
     ) -> Result<&mut Pending, StoreError> {
-        if !self.pending.contains_key(forward_key) {
-            let cf = self.shared.cf(Cf::Forward)?;
-            let before = read::current_version(&self.shared.db, cf, forward_key, key)?;
-            self.pending.insert(
-                forward_key.to_vec(),
-                Pending {
+        let shared = self.shared;
+        let entry = self.pending.entry(forward_key);
+        let needs_read = match &entry {
+            Entry::Occupied(occupied) => occupied.get().before.is_none(),
+            Entry::Vacant(_) => true,
+        };
+        let before = if needs_read {
+            let cf = shared.cf(Cf::Forward)?;
+            Some(read::current_version(&shared.db, cf, entry.key(), key)?)
+        } else {
+            None
+        };
+        Ok(match entry {
+            Entry::Occupied(occupied) => {
+                let pending = occupied.into_mut();
+                if before.is_some() {
+                    pending.before = before;
+                }
+                pending
+            }
+            Entry::Vacant(vacant) => {
+                let before = before.unwrap_or_default();
+                vacant.insert(Pending {
                     key: key.clone(),
                     after: before.clone(),
-                    before,
-                },
-            );
-        }
-        self.pending
-            .get_mut(forward_key)
-            .ok_or_else(|| StoreError::Internal("pending entry vanished".to_owned()))
+                    before: Some(before),
+                })
+            }
+        })
     }
 
     fn apply_one(&mut self, update: &RelationshipUpdate) -> Result<(), StoreError> {
         let key = update.key();
         let forward_key = codec::forward_key(&self.tenant, key);
+        let now = self.now;
         match update {
             RelationshipUpdate::Create(rel) => {
-                if self.is_live(&forward_key, key)? {
+                let entry = self.read_entry(forward_key, key)?;
+                if entry
+                    .after
+                    .as_ref()
+                    .is_some_and(|rel| !is_expired(rel, now))
+                {
                     return Err(StoreError::AlreadyExists(key.clone()));
                 }
-                self.pending_entry(&forward_key, key)?.after = Some(rel.clone());
+                entry.after = Some(rel.clone());
             }
             RelationshipUpdate::Touch(rel) => {
-                self.pending_entry(&forward_key, key)?.after = Some(rel.clone());
+                self.pending
+                    .entry(forward_key)
+                    .and_modify(|entry| entry.after = Some(rel.clone()))
+                    .or_insert_with(|| Pending {
+                        key: key.clone(),
+                        before: None,
+                        after: Some(rel.clone()),
+                    });
             }
             RelationshipUpdate::Delete(_) => {
-                self.pending_entry(&forward_key, key)?.after = None;
+                self.read_entry(forward_key, key)?.after = None;
             }
         }
         Ok(())
@@ -145,10 +168,13 @@ impl<'a> RocksTxn<'a> {
         let forward_cf = shared.cf(Cf::Forward)?;
         let reverse_cf = shared.cf(Cf::Reverse)?;
         for (forward_key, pending) in self.pending {
+            // A deleted key's before-image was read (by the DELETE); a touched key's may
+            // not have been, and is not needed.
+            let before = pending.before.flatten();
             let value = match &pending.after {
                 Some(rel) => codec::encode_version(rel)?,
                 // Deleting a key with no current version needs no tombstone.
-                None if pending.before.is_none() => continue,
+                None if before.is_none() => continue,
                 None => codec::TOMBSTONE_VALUE.to_vec(),
             };
             let reverse_key = codec::reverse_key(&self.tenant, &pending.key);
@@ -162,7 +188,7 @@ impl<'a> RocksTxn<'a> {
                 codec::versioned(&reverse_key, self.revision),
                 &value,
             );
-            let live_before = pending.before.filter(|rel| !is_expired(rel, self.now));
+            let live_before = before.filter(|rel| !is_expired(rel, self.now));
             let live_after = pending.after.filter(|rel| !is_expired(rel, self.now));
             match (live_after, live_before) {
                 (Some(after), _) => changes.push(Change::Touch(after)),

@@ -341,6 +341,73 @@ fn concurrent_writers_share_fsyncs_and_lose_nothing() {
     assert_eq!(read_all(store.as_ref(), "doc").len(), 400);
 }
 
+/// A TOUCH reads no before-image; a later CREATE or DELETE of the same key in the same
+/// transaction must still see the stored value (for the conflict, the tombstone and the
+/// change feed's deleted value).
+#[test]
+fn later_updates_of_a_touched_key_see_the_stored_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("data"));
+    let tenant = TenantId::default_tenant();
+    let stored: Relationship = r#"doc:a#viewer@user:x[cav:{"n":1}]"#.parse().unwrap();
+    let first = store
+        .write_relationships(&tenant, &[], &[RelationshipUpdate::Touch(stored.clone())])
+        .unwrap();
+    let run = |updates: Vec<RelationshipUpdate>| {
+        store.read_write(&tenant, &mut |txn: &mut dyn ostiary_store::WriteTxn| {
+            txn.apply(&updates)
+        })
+    };
+    // TOUCH then DELETE of a stored relationship: deleted, and the feed names the stored
+    // value.
+    let deleted = run(vec![
+        touch("doc:a#viewer@user:x"),
+        RelationshipUpdate::Delete(stored.key().clone()),
+    ])
+    .unwrap();
+    assert!(read_all(&store, "doc").is_empty());
+    let changes = store.changes_since(&tenant, first, 10).unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].revision, deleted);
+    assert_eq!(
+        changes[0].changes,
+        [ostiary_store::Change::Delete(stored.clone())]
+    );
+    // TOUCH then CREATE of the same key conflicts; nothing is written.
+    let err = run(vec![
+        touch("doc:b#viewer@user:y"),
+        RelationshipUpdate::Create("doc:b#viewer@user:y".parse().unwrap()),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(err, ostiary_store::StoreError::AlreadyExists(_)),
+        "{err}"
+    );
+    // TOUCH then DELETE of a key never stored: no version, no change.
+    let nothing = run(vec![
+        touch("doc:c#viewer@user:z"),
+        RelationshipUpdate::Delete(
+            "doc:c#viewer@user:z"
+                .parse::<Relationship>()
+                .unwrap()
+                .key()
+                .clone(),
+        ),
+    ])
+    .unwrap();
+    assert!(read_all(&store, "doc").is_empty());
+    assert!(
+        store
+            .changes_since(&tenant, deleted, 10)
+            .unwrap()
+            .iter()
+            .all(|revision| revision.revision != nothing || revision.changes.is_empty())
+    );
+    // Re-creating the deleted relationship works.
+    run(vec![RelationshipUpdate::Create(stored.clone())]).unwrap();
+    assert_eq!(read_all(&store, "doc"), [stored.to_string()]);
+}
+
 /// Reads every relationship in both indexes at `revision`: (forward order, reverse order
 /// re-sorted), as text.
 fn read_both_at(
