@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ostiary_store::{Change, StoreError};
-use ostiary_types::{Relationship, Revision, TenantId, Timestamp};
+use ostiary_types::{Relationship, RelationshipKey, Revision, TenantId, Timestamp};
 use rocksdb::{DB, IngestExternalFileOptions, SstFileWriter, WriteBatch};
 
 use crate::codec::{self, ImportMarker};
@@ -156,6 +156,28 @@ impl Entries {
         &self.arena[start..start + entry.2 as usize]
     }
 
+    /// Encodes `relationships` as one index's entries (`push_key` writes the key), then
+    /// sorts and deduplicates them.
+    fn encode(
+        relationships: &[Relationship],
+        tenant: &TenantId,
+        push_key: fn(&mut Vec<u8>, &TenantId, &RelationshipKey),
+    ) -> Result<Self, StoreError> {
+        let mut entries = Self {
+            arena: Vec::with_capacity(relationships.len().saturating_mul(64)),
+            index: Vec::with_capacity(relationships.len()),
+        };
+        for rel in relationships {
+            let start = entries.arena.len();
+            push_key(&mut entries.arena, tenant, rel.key());
+            let value_start = entries.arena.len();
+            codec::push_version(&mut entries.arena, rel)?;
+            entries.push(start, value_start)?;
+        }
+        entries.sort_dedup();
+        Ok(entries)
+    }
+
     /// Records the entry whose key starts at `start` and whose value starts at
     /// `value_start` (both already in the arena).
     fn push(&mut self, start: usize, value_start: usize) -> Result<(), StoreError> {
@@ -198,12 +220,25 @@ impl Entries {
                 (u64::from_be_bytes(window), entry)
             })
             .collect();
-        keyed.sort_unstable_by(|left, right| {
-            left.0
-                .cmp(&right.0)
-                .then_with(|| self.key(&left.1)[skip..].cmp(&self.key(&right.1)[skip..]))
-                .then(right.1.0.cmp(&left.1.0))
-        });
+        radix_sort_by_window(&mut keyed);
+        // Runs of equal windows (usually short) are sorted by the rest of the key, the
+        // latest occurrence of a key first.
+        let mut run_start = 0;
+        while run_start < keyed.len() {
+            let window = keyed[run_start].0;
+            let run_len = keyed[run_start..]
+                .iter()
+                .take_while(|(other, _)| *other == window)
+                .count();
+            if run_len > 1 {
+                keyed[run_start..run_start + run_len].sort_unstable_by(|left, right| {
+                    self.key(&left.1)[skip..]
+                        .cmp(&self.key(&right.1)[skip..])
+                        .then(right.1.0.cmp(&left.1.0))
+                });
+            }
+            run_start += run_len;
+        }
         let mut index: Vec<(usize, u32, u32)> = keyed.into_iter().map(|(_, entry)| entry).collect();
         // Among equal keys the latest comes first now; keep it.
         index.dedup_by(|later, earlier| self.key(later) == self.key(earlier));
@@ -217,6 +252,40 @@ impl Entries {
                 .unwrap_or_default()
         };
         (bound(self.index.first()), bound(self.index.last()))
+    }
+}
+
+/// Sorts `keyed` by its 8-byte window: a least-significant-digit radix sort, one pass per
+/// byte, skipping the bytes every window shares.
+fn radix_sort_by_window<T: Copy>(keyed: &mut Vec<(u64, T)>) {
+    let Some(&first) = keyed.first() else {
+        return;
+    };
+    let mut counts = [[0usize; 256]; 8];
+    for (window, _) in keyed.iter() {
+        for (byte_idx, count) in counts.iter_mut().enumerate() {
+            count[((window >> (8 * byte_idx)) & 0xff) as usize] += 1;
+        }
+    }
+    let mut scratch = Vec::with_capacity(keyed.len());
+    for (byte_idx, count) in counts.iter().enumerate() {
+        if count.contains(&keyed.len()) {
+            continue;
+        }
+        let mut offsets = [0usize; 256];
+        let mut total = 0;
+        for (offset, &n) in offsets.iter_mut().zip(count) {
+            *offset = total;
+            total += n;
+        }
+        scratch.clear();
+        scratch.resize(keyed.len(), first);
+        for item in keyed.iter() {
+            let digit = ((item.0 >> (8 * byte_idx)) & 0xff) as usize;
+            scratch[offsets[digit]] = *item;
+            offsets[digit] += 1;
+        }
+        std::mem::swap(keyed, &mut scratch);
     }
 }
 
@@ -255,29 +324,22 @@ impl RocksDatastore {
     ) -> Result<BulkImportStats, StoreError> {
         let mut stats = BulkImportStats::default();
         let started = Instant::now();
-        let mut forward = Entries::default();
-        let mut reverse = Entries::default();
-        for rel in relationships {
-            let start = forward.arena.len();
-            codec::push_forward_key(&mut forward.arena, tenant, rel.key());
-            let forward_value_start = forward.arena.len();
-            codec::push_version(&mut forward.arena, &rel)?;
-            forward.push(start, forward_value_start)?;
-            let start = reverse.arena.len();
-            codec::push_reverse_key(&mut reverse.arena, tenant, rel.key());
-            let value_start = reverse.arena.len();
-            reverse
-                .arena
-                .extend_from_slice(&forward.arena[forward_value_start..]);
-            reverse.push(start, value_start)?;
-        }
-        if forward.index.is_empty() {
+        let relationships: Vec<Relationship> = relationships.into_iter().collect();
+        if relationships.is_empty() {
             return Ok(stats);
         }
-        std::thread::scope(|scope| {
-            scope.spawn(|| reverse.sort_dedup());
-            forward.sort_dedup();
+        // Each index is encoded and sorted on its own thread.
+        let (forward, reverse) = std::thread::scope(|scope| {
+            let reverse_thread =
+                scope.spawn(|| Entries::encode(&relationships, tenant, codec::push_reverse_key));
+            let forward = Entries::encode(&relationships, tenant, codec::push_forward_key);
+            let reverse = reverse_thread
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Internal("import sort panicked".to_owned())));
+            (forward, reverse)
         });
+        drop(relationships);
+        let (forward, reverse) = (forward?, reverse?);
         if forward.index.len() != reverse.index.len() {
             return Err(StoreError::Internal(
                 "import indexes disagree after deduplication".to_owned(),
@@ -323,27 +385,30 @@ impl RocksDatastore {
             reverse: dir.join("reverse.sst"),
             changes: dir.join("changes.sst"),
         };
-        let (forward_res, reverse_res) = std::thread::scope(|scope| {
+        // Three files on (at most) three threads: the forward index, the reverse index and
+        // the change log, which is about as much work as one index.
+        let change_log = ChangeLog {
+            path: &files.changes,
+            tenant,
+            tenant_len: marker.tenant.len(),
+            committed_at,
+        };
+        let results = std::thread::scope(|scope| {
+            let joined = |thread: std::thread::ScopedJoinHandle<'_, Result<(), StoreError>>| {
+                thread.join().unwrap_or_else(|_| {
+                    Err(StoreError::Internal("import writer panicked".to_owned()))
+                })
+            };
             let reverse_thread =
-                scope.spawn(|| write_index_sst(&files.reverse, &reverse, revision, None));
-            let forward_res = write_index_sst(
-                &files.forward,
-                &forward,
-                revision,
-                Some(ChangeLog {
-                    path: &files.changes,
-                    tenant,
-                    tenant_len: marker.tenant.len(),
-                    committed_at,
-                }),
-            );
-            let reverse_res = reverse_thread
-                .join()
-                .unwrap_or_else(|_| Err(StoreError::Internal("import writer panicked".to_owned())));
-            (forward_res, reverse_res)
+                scope.spawn(|| write_index_sst(&files.reverse, &reverse, revision));
+            let change_thread =
+                scope.spawn(|| write_change_log_sst(&change_log, &forward, revision));
+            let forward_res = write_index_sst(&files.forward, &forward, revision);
+            [forward_res, joined(reverse_thread), joined(change_thread)]
         });
-        forward_res?;
-        reverse_res?;
+        for res in results {
+            res?;
+        }
         drop(forward);
         drop(reverse);
         stats.write_time = started.elapsed();
@@ -397,68 +462,53 @@ fn io_error(err: std::io::Error) -> StoreError {
     StoreError::Unavailable(Box::new(err))
 }
 
-/// Writes the sorted `entries` at `revision` into an SST file, and, for the forward index,
-/// the change log into a second one.
-fn write_index_sst(
-    path: &Path,
-    entries: &Entries,
-    revision: Revision,
-    change_log: Option<ChangeLog<'_>>,
-) -> Result<(), StoreError> {
+/// Writes the sorted `entries` at `revision` into an SST file.
+fn write_index_sst(path: &Path, entries: &Entries, revision: Revision) -> Result<(), StoreError> {
     let options = crate::sst_options();
     let mut writer = SstFileWriter::create(&options);
     writer.open(path).map_err(storage)?;
-    let change_options = crate::sst_options();
-    let mut change_writer = match &change_log {
-        Some(log) => {
-            let change_writer = SstFileWriter::create(&change_options);
-            change_writer.open(log.path).map_err(storage)?;
-            Some(change_writer)
-        }
-        None => None,
-    };
-    let mut chunk = Vec::new();
-    let mut n_in_chunk = 0;
-    let mut n_chunks = 0u32;
     let mut key = Vec::with_capacity(128);
     for entry in &entries.index {
         key.clear();
         key.extend_from_slice(entries.key(entry));
         codec::push_revision_desc(&mut key, revision);
-        let value = entries.value(entry);
-        writer.put(&key, value).map_err(storage)?;
-        if let (Some(log), Some(change_writer)) = (&change_log, &mut change_writer) {
-            if n_in_chunk == 0 {
-                chunk.clear();
-                codec::encode_timestamp(&mut chunk, log.committed_at);
-            }
-            codec::push_touch_change(&mut chunk, entries.key(entry), log.tenant_len, value);
-            n_in_chunk += 1;
-            if n_in_chunk == CHANGES_PER_CHUNK {
-                change_writer
-                    .put(
-                        codec::change_chunk_key(log.tenant, revision, n_chunks),
-                        &chunk,
-                    )
-                    .map_err(storage)?;
-                n_chunks += 1;
-                n_in_chunk = 0;
-            }
-        }
+        writer.put(&key, entries.value(entry)).map_err(storage)?;
     }
-    writer.finish().map_err(storage)?;
-    if let (Some(log), Some(mut change_writer)) = (change_log, change_writer) {
-        if n_in_chunk > 0 {
-            change_writer
-                .put(
-                    codec::change_chunk_key(log.tenant, revision, n_chunks),
-                    &chunk,
-                )
-                .map_err(storage)?;
+    writer.finish().map_err(storage)
+}
+
+/// Writes the import's change log (a touch per forward entry, in forward order, in chunks
+/// of [`CHANGES_PER_CHUNK`]) at `revision` into an SST file.
+fn write_change_log_sst(
+    log: &ChangeLog<'_>,
+    forward: &Entries,
+    revision: Revision,
+) -> Result<(), StoreError> {
+    let options = crate::sst_options();
+    let mut writer = SstFileWriter::create(&options);
+    writer.open(log.path).map_err(storage)?;
+    let mut chunk = Vec::new();
+    for (chunk_idx, entries) in forward.index.chunks(CHANGES_PER_CHUNK).enumerate() {
+        chunk.clear();
+        codec::encode_timestamp(&mut chunk, log.committed_at);
+        for entry in entries {
+            codec::push_touch_change(
+                &mut chunk,
+                forward.key(entry),
+                log.tenant_len,
+                forward.value(entry),
+            );
         }
-        change_writer.finish().map_err(storage)?;
+        let chunk_idx = u32::try_from(chunk_idx)
+            .map_err(|_| StoreError::Internal("import change log too long".to_owned()))?;
+        writer
+            .put(
+                codec::change_chunk_key(log.tenant, revision, chunk_idx),
+                &chunk,
+            )
+            .map_err(storage)?;
     }
-    Ok(())
+    writer.finish().map_err(storage)
 }
 
 /// Removes what an interrupted [`RocksDatastore::bulk_import`] may have ingested: the
@@ -529,6 +579,8 @@ pub(crate) fn recover_import(db: &DB) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use ostiary_store::{
         Datastore, DatastoreExt, DatastoreOptions, Page, RelationshipUpdate, ResourceQuery,
     };
@@ -648,6 +700,47 @@ mod tests {
         let changes = store.changes_since(&tenant, head, 10).unwrap();
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].changes.len(), 1);
+    }
+
+    #[test]
+    fn sort_dedup_orders_keys_and_keeps_the_last_duplicate() {
+        // Keys with a long common prefix, ties in the 8-byte window, keys shorter than the
+        // window, keys that are prefixes of others and duplicates (values tell them apart).
+        let mut rng = 7u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut input: Vec<(Vec<u8>, u8)> = Vec::new();
+        for idx in 0..5_000u64 {
+            let mut key = b"tenant\0document\0doc".to_vec();
+            let len = usize::try_from(next() % 14).unwrap();
+            for _ in 0..len {
+                key.push(b"\x0012ab\xff"[usize::try_from(next() % 6).unwrap()]);
+            }
+            input.push((key, u8::try_from(idx % 251).unwrap()));
+        }
+        let mut entries = Entries::default();
+        for (key, value) in &input {
+            let start = entries.arena.len();
+            entries.arena.extend_from_slice(key);
+            let value_start = entries.arena.len();
+            entries.arena.push(*value);
+            entries.push(start, value_start).unwrap();
+        }
+        entries.sort_dedup();
+        let got: Vec<(Vec<u8>, u8)> = entries
+            .index
+            .iter()
+            .map(|entry| (entries.key(entry).to_vec(), entries.value(entry)[0]))
+            .collect();
+        let mut expected: BTreeMap<Vec<u8>, u8> = BTreeMap::new();
+        for (key, value) in input {
+            expected.insert(key, value);
+        }
+        assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
     }
 
     #[test]
