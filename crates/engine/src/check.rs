@@ -22,15 +22,16 @@
 //!
 //! Every node evaluated is one dispatch in SpiceDB's terms and counts against the depth limit
 //! ([`EngineError::MaxDepthExceeded`]); the recursion depth is bounded by it, so no stack
-//! overflow. A node met again while it is still being evaluated (a cycle) counts as "not a
-//! member" on that path: for the monotone operators (everything except the subtracted side of
-//! an exclusion) this computes the least fixpoint, i.e. exactly the derivations SpiceDB finds
-//! by unrolling, without looping. Results that relied on such a cut-off at a shallower node
-//! are not memoised (they may be incomplete there), except `True`, which is always sound.
+//! overflow. A node met again while it is still being evaluated (a cycle) fails that branch
+//! with [`EngineError::MaxDepthExceeded`] at once: SpiceDB has no cycle detection and unrolls
+//! the cycle until its depth limit, so it fails there too (after 50 dispatches), unless
+//! another branch decides the answer. Results that relied on such a cut-off at a shallower
+//! node are not memoised, except `True`, which is always sound.
 //!
 //! An error in one branch of a union is ignored when another branch is a member (and in an
-//! intersection when another branch is not): SpiceDB answers in those cases too, whichever
-//! branch finishes first.
+//! intersection when another branch is not; in an exclusion when the base is not): SpiceDB
+//! short-circuits in those cases and answers, because the deciding branch finishes long
+//! before the failing one has unrolled 50 levels.
 //!
 //! # Hot path
 //!
@@ -114,6 +115,27 @@ pub(crate) fn resolve_resource(
     Ok((def, rel))
 }
 
+/// A fact LookupResources already established for the resource it asks about (SpiceDB's check
+/// hints): the walk reached the resource through this branch, so Check takes it as a member
+/// instead of evaluating it again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum CheckHint {
+    /// `def:id#rel` is a member.
+    Node(DefinitionId, RelationId, ObjectId),
+    /// The arrow `tupleset->target` on `def:id` reaches the subject through an object of
+    /// `target.0`, whose relation `target.1` is the arrow's target.
+    Arrow {
+        /// The resource definition.
+        def: DefinitionId,
+        /// The resource id.
+        id: ObjectId,
+        /// The arrow's tupleset relation.
+        tupleset: RelationId,
+        /// The definition and relation the arrow reached.
+        target: (DefinitionId, RelationId),
+    },
+}
+
 /// Evaluates checks for one subject and one request context, sharing a memo between them.
 #[derive(Debug)]
 pub(crate) struct Checker<'a> {
@@ -122,10 +144,19 @@ pub(crate) struct Checker<'a> {
     caveats: CaveatEvaluator<'a>,
     max_depth: u32,
     subject: ResolvedSubject,
-    memo: HashMap<NodeKey, Tri>,
+    /// Memoised values, one map per [`Checker::all_results`] mode (`false`, `true`).
+    memo: [HashMap<NodeKey, Tri>; 2],
+    /// SpiceDB's `REQUIRE_ALL_RESULTS`: set below intersections, exclusions and `.all()`
+    /// arrows, where SpiceDB's unions stop short-circuiting, so an error in any branch (a
+    /// cycle) fails the branch even if another branch found the subject.
+    all_results: bool,
+    /// How many resources SpiceDB would evaluate together with the current node.
+    batch: usize,
     /// Nodes being evaluated, with their depth.
     in_progress: HashMap<NodeKey, usize>,
     depth: usize,
+    /// A branch known to be a member (set only on a checker used for one hinted check).
+    hint: Option<CheckHint>,
     /// The shallowest in-progress depth a cut-off was taken at in the current frame.
     low: usize,
     buffers: Vec<Vec<Relationship>>,
@@ -146,12 +177,22 @@ impl<'a> Checker<'a> {
             caveats: CaveatEvaluator::new(schema.compiled(), context),
             max_depth,
             subject,
-            memo: HashMap::new(),
+            memo: [HashMap::new(), HashMap::new()],
+            all_results: false,
+            batch: 1,
             in_progress: HashMap::new(),
             depth: 0,
+            hint: None,
             low: usize::MAX,
             buffers: Vec::new(),
         }
+    }
+
+    /// Gives this checker a hint; use a fresh checker for each hinted check, since the hint
+    /// also shapes what it memoises.
+    pub(crate) fn with_hint(mut self, hint: CheckHint) -> Self {
+        self.hint = Some(hint);
+        self
     }
 
     /// Is the subject a member of `def:id#rel`?
@@ -161,10 +202,33 @@ impl<'a> Checker<'a> {
         rel: RelationId,
         id: &ObjectId,
     ) -> Result<Tri, EngineError> {
-        self.check_node(def, rel, id)
+        self.check_node(def, rel, id, 1, false)
     }
 
+    /// Evaluates one node, as one of the `batch` resources SpiceDB would dispatch together.
+    ///
+    /// SpiceDB keeps `REQUIRE_ALL_RESULTS` for a dispatch of several resources (and sets it
+    /// for subject sets reached through caveated relationships) but resets it to
+    /// `ALLOW_SINGLE_RESULT` for a dispatch of one resource.
     fn check_node(
+        &mut self,
+        def: DefinitionId,
+        rel: RelationId,
+        id: &ObjectId,
+        batch: usize,
+        caveated: bool,
+    ) -> Result<Tri, EngineError> {
+        let all_results = (self.all_results || caveated) && batch > 1;
+        let saved = (
+            std::mem::replace(&mut self.all_results, all_results),
+            std::mem::replace(&mut self.batch, batch),
+        );
+        let res = self.check_node_in_mode(def, rel, id);
+        (self.all_results, self.batch) = saved;
+        res
+    }
+
+    fn check_node_in_mode(
         &mut self,
         def: DefinitionId,
         rel: RelationId,
@@ -173,13 +237,30 @@ impl<'a> Checker<'a> {
         if self.subject.def == def && self.subject.relation == Some(rel) && self.subject.id == *id {
             return Ok(Tri::True);
         }
+        if let Some(CheckHint::Node(hint_def, hint_rel, hint_id)) = &self.hint
+            && (*hint_def, *hint_rel) == (def, rel)
+            && hint_id == id
+        {
+            return Ok(Tri::True);
+        }
         let key = (def, rel, id.clone());
-        if let Some(value) = self.memo.get(&key) {
+        // A value found needing all results holds without that requirement too.
+        if let Some(value) = self.memo[1].get(&key) {
+            return Ok(value.clone());
+        }
+        if !self.all_results
+            && let Some(value) = self.memo[0].get(&key)
+        {
             return Ok(value.clone());
         }
         if let Some(&level) = self.in_progress.get(&key) {
+            // SpiceDB has no cycle detection: it re-dispatches around the cycle until the
+            // depth limit and fails, unless another branch decides the answer first. Failing
+            // here at once gives the same answer without the 50 useless dispatches.
             self.low = self.low.min(level);
-            return Ok(Tri::False);
+            return Err(EngineError::MaxDepthExceeded {
+                max_depth: self.max_depth,
+            });
         }
         if self.depth >= self.max_depth as usize {
             return Err(EngineError::MaxDepthExceeded {
@@ -198,8 +279,32 @@ impl<'a> Checker<'a> {
         if let Ok(value) = &res
             && (frame_low >= level || value.is_true())
         {
-            self.memo.insert(key, value.clone());
+            self.memo[usize::from(self.all_results)].insert(key, value.clone());
         }
+        res
+    }
+
+    /// Whether a member found in one branch may end a union early (SpiceDB's
+    /// `ALLOW_SINGLE_RESULT`).
+    fn short_circuit(&self, acc: &Tri) -> bool {
+        !self.all_results && acc.is_true()
+    }
+
+    /// A union's value from its accumulated value and its first error: the error wins unless
+    /// a member was found and short-circuiting is allowed.
+    fn settle(&self, acc: Tri, error: Option<EngineError>) -> Result<Tri, EngineError> {
+        match error {
+            Some(err) if !self.short_circuit(&acc) => Err(err),
+            _ => Ok(acc),
+        }
+    }
+
+    /// Runs `f` with [`Checker::all_results`] set, as SpiceDB evaluates the children of
+    /// intersections and exclusions.
+    fn with_all_results<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = std::mem::replace(&mut self.all_results, true);
+        let res = f(self);
+        self.all_results = saved;
         res
     }
 
@@ -296,6 +401,8 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // A resource found directly (without caveat) is never dispatched further, in either
+        // mode: SpiceDB's `checkDirect` filters it out before following subject sets.
         let mut acc = Tri::False;
         if has_direct {
             acc = acc.or(self.direct_rows(def, rel, id, false)?);
@@ -332,6 +439,8 @@ impl<'a> Checker<'a> {
                 }),
             };
             let rows = self.read(def, rel, id, Some(&filter))?;
+            let batch = rows.len();
+            let caveated = rows.iter().any(|row| row.caveat().is_some());
             for row in &rows {
                 let value = self.caveats.eval(row.caveat()).and_then(|caveat| {
                     if caveat.is_false() {
@@ -341,6 +450,8 @@ impl<'a> Checker<'a> {
                         allowed.definition,
                         subject_rel,
                         row.subject().object_id(),
+                        batch,
+                        caveated,
                     )?;
                     Ok(caveat.and(child))
                 });
@@ -350,19 +461,16 @@ impl<'a> Checker<'a> {
                         error.get_or_insert(err);
                     }
                 }
-                if acc.is_true() {
+                if self.short_circuit(&acc) {
                     break;
                 }
             }
             self.recycle(rows);
-            if acc.is_true() {
+            if self.short_circuit(&acc) {
                 return Ok(acc);
             }
         }
-        match error {
-            Some(err) => Err(err),
-            None => Ok(acc),
-        }
+        self.settle(acc, error)
     }
 
     fn eval_rewrite(
@@ -379,7 +487,7 @@ impl<'a> Checker<'a> {
                     match self.eval_rewrite(def, id, child) {
                         Ok(value) => {
                             acc = acc.or(value);
-                            if acc.is_true() {
+                            if self.short_circuit(&acc) {
                                 return Ok(Tri::True);
                             }
                         }
@@ -388,13 +496,13 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
-                error.map_or(Ok(acc), Err)
+                self.settle(acc, error)
             }
             Rewrite::Intersection(children) => {
                 let mut acc = Tri::True;
                 let mut error = None;
                 for child in children {
-                    match self.eval_rewrite(def, id, child) {
+                    match self.with_all_results(|this| this.eval_rewrite(def, id, child)) {
                         Ok(value) => {
                             acc = acc.and(value);
                             if acc.is_false() {
@@ -409,18 +517,20 @@ impl<'a> Checker<'a> {
                 error.map_or(Ok(acc), Err)
             }
             Rewrite::Exclusion(base, subtracted) => {
-                let base = self.eval_rewrite(def, id, base);
+                let base = self.with_all_results(|this| this.eval_rewrite(def, id, base));
                 if matches!(base, Ok(Tri::False)) {
                     return Ok(Tri::False);
                 }
-                let subtracted = self.eval_rewrite(def, id, subtracted);
+                // Only an empty base decides an exclusion early: SpiceDB waits for both sides
+                // and fails if either failed.
+                let subtracted =
+                    self.with_all_results(|this| this.eval_rewrite(def, id, subtracted));
                 match (base, subtracted) {
-                    (_, Ok(Tri::True)) => Ok(Tri::False),
                     (Ok(base), Ok(subtracted)) => Ok(base.and(subtracted.not())),
                     (Err(err), _) | (_, Err(err)) => Err(err),
                 }
             }
-            Rewrite::ComputedUserset(rel) => self.check_node(def, *rel, id),
+            Rewrite::ComputedUserset(rel) => self.check_node(def, *rel, id, self.batch, false),
             Rewrite::TupleToUserset(ttu) => self.eval_arrow(def, id, ttu),
             Rewrite::Nil => Ok(Tri::False),
             Rewrite::This => Ok(
@@ -442,10 +552,24 @@ impl<'a> Checker<'a> {
         id: &ObjectId,
         ttu: &'a TupleToUserset,
     ) -> Result<Tri, EngineError> {
+        if let Some(CheckHint::Arrow {
+            def: hint_def,
+            id: hint_id,
+            tupleset,
+            target,
+        }) = &self.hint
+            && *hint_def == def
+            && *tupleset == ttu.tupleset
+            && ttu.function == ArrowFunction::Any
+            && ttu.target_on(target.0) == Some(target.1)
+            && hint_id == id
+        {
+            return Ok(Tri::True);
+        }
         let rows = self.read(def, ttu.tupleset, id, None)?;
         let res = match ttu.function {
             ArrowFunction::Any => self.arrow_any(ttu, &rows),
-            ArrowFunction::All => self.arrow_all(ttu, &rows),
+            ArrowFunction::All => self.with_all_results(|this| this.arrow_all(ttu, &rows)),
         };
         self.recycle(rows);
         res
@@ -479,13 +603,19 @@ impl<'a> Checker<'a> {
                 if caveat.is_false() {
                     return Ok(Tri::False);
                 }
-                let child = self.check_node(target_def, target_rel, row.subject().object_id())?;
+                let child = self.check_node(
+                    target_def,
+                    target_rel,
+                    row.subject().object_id(),
+                    rows.len(),
+                    false,
+                )?;
                 Ok(caveat.and(child))
             });
             match value {
                 Ok(value) => {
                     acc = acc.or(value);
-                    if acc.is_true() {
+                    if self.short_circuit(&acc) {
                         return Ok(Tri::True);
                     }
                 }
@@ -494,7 +624,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        error.map_or(Ok(acc), Err)
+        self.settle(acc, error)
     }
 
     fn arrow_all(
@@ -517,7 +647,13 @@ impl<'a> Checker<'a> {
                 if caveat.is_false() {
                     return Ok(Tri::False);
                 }
-                let child = self.check_node(target_def, target_rel, row.subject().object_id())?;
+                let child = self.check_node(
+                    target_def,
+                    target_rel,
+                    row.subject().object_id(),
+                    rows.len(),
+                    false,
+                )?;
                 Ok(caveat.and(child))
             });
             match value {
@@ -718,9 +854,11 @@ mod tests {
              doc:1#viewer@group:a#member",
             50,
             &[
+                // Found before the cycle matters: SpiceDB short-circuits too.
                 ("doc:1#view@user:alice", "has"),
-                ("doc:1#view@user:bob", "no"),
-                ("group:a#member@user:bob", "no"),
+                // Not found: SpiceDB unrolls the cycle to its depth limit and fails.
+                ("doc:1#view@user:bob", "err"),
+                ("group:a#member@user:bob", "err"),
             ],
         );
         let chain: String = (0..60)

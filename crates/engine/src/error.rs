@@ -25,7 +25,9 @@ pub enum EngineError {
     WildcardNotAllowed(String),
     /// Evaluation went deeper than the configured maximum (usually a very deep or cyclic
     /// graph).
-    #[error("max depth exceeded: the evaluation went deeper than {max_depth} dispatches")]
+    #[error(
+        "max depth exceeded: the relationships form a cycle or nest deeper than {max_depth} dispatches"
+    )]
     MaxDepthExceeded {
         /// The configured limit.
         max_depth: u32,

@@ -501,7 +501,7 @@ mod tests {
                 (
                     "group:x#member",
                     ExpandMode::Recursive,
-                    "err max depth exceeded: the evaluation went deeper than 50 dispatches",
+                    "err max depth exceeded: the relationships form a cycle or nest deeper than 50 dispatches",
                 ),
             ],
         );

@@ -7,7 +7,7 @@
 //! superset of the answer (intersections, exclusions, `.all()` arrows and caveats are ignored
 //! while walking), so each is confirmed by Check; the checks share one memo.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use ostiary_schema::ir::{DefinitionId, ReachEdgeKind, ReachNode, RelationId};
 use ostiary_store::{Page, Snapshot, SubjectQuery};
@@ -15,7 +15,7 @@ use ostiary_types::{ObjectId, ObjectType, RelationFilter, RelationName, SubjectR
 use serde_json::{Map, Value as Json};
 
 use crate::caveat::Tri;
-use crate::check::{Checker, ResolvedSubject};
+use crate::check::{CheckHint, Checker, ResolvedSubject};
 use crate::{EngineError, EngineSchema, Permissionship};
 
 /// One resource found by LookupResources.
@@ -39,18 +39,83 @@ pub struct LookupResourcesPage {
 /// A frontier node: objects of one kind reached by the walk.
 type Kind = (DefinitionId, Option<RelationId>);
 
+/// The walk's graph of (kind, object) nodes, kept to find cycles.
+#[derive(Default)]
+struct WalkGraph {
+    index: HashMap<(Kind, ObjectId), usize>,
+    edges: Vec<(usize, usize)>,
+}
+
+impl WalkGraph {
+    /// The node's index, and whether it is new.
+    fn node(&mut self, kind: Kind, id: &ObjectId) -> (usize, bool) {
+        let next = self.index.len();
+        match self.index.entry((kind, id.clone())) {
+            std::collections::hash_map::Entry::Occupied(entry) => (*entry.get(), false),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(next);
+                (next, true)
+            }
+        }
+    }
+
+    /// Whether the edges contain a cycle (Kahn's algorithm leaves nodes unsorted).
+    fn has_cycle(&self) -> bool {
+        let count = self.index.len();
+        let mut in_degree = vec![0_usize; count];
+        let mut out: Vec<Vec<usize>> = vec![Vec::new(); count];
+        for &(from, to) in &self.edges {
+            in_degree[to] += 1;
+            out[from].push(to);
+        }
+        let mut ready: Vec<usize> = (0..count).filter(|&n| in_degree[n] == 0).collect();
+        let mut sorted = 0;
+        while let Some(node) = ready.pop() {
+            sorted += 1;
+            for &to in &out[node] {
+                in_degree[to] -= 1;
+                if in_degree[to] == 0 {
+                    ready.push(to);
+                }
+            }
+        }
+        sorted < count
+    }
+}
+
+/// What the walk found: candidate ids of the target, and the hinted verdicts of those it
+/// already checked (reached through a conditional edge; a hint ignores the caveats on the
+/// path, so these verdicts are a fallback only).
+struct Candidates {
+    ids: BTreeSet<ObjectId>,
+    checked: HashMap<ObjectId, Tri>,
+}
+
 /// Finds every candidate resource id of `target` reachable from `subject`.
+///
+/// As SpiceDB's LookupResources does: the walk only follows edges that can still lead to
+/// `target`; an object reached through a conditional edge (under an intersection, exclusion
+/// or `.all()`) is checked first, with the branch just walked given as a hint, and the walk
+/// goes on from it only if it passes; and the walk fails with
+/// [`EngineError::MaxDepthExceeded`] when the objects it goes through form a cycle, since
+/// SpiceDB re-dispatches around such a cycle until its depth limit.
 fn candidates(
     snapshot: &dyn Snapshot,
     schema: &EngineSchema,
     resolved: &ResolvedSubject,
     target: (DefinitionId, RelationId),
-) -> Result<BTreeSet<ObjectId>, EngineError> {
+    context: &Map<String, Json>,
+    max_depth: u32,
+) -> Result<Candidates, EngineError> {
     let reachability = &schema.compiled().reachability;
+    let useful = reachability.nodes_reaching(target);
     let mut found = BTreeSet::new();
-    let mut visited: HashSet<(Kind, ObjectId)> = HashSet::new();
+    let mut checked: HashMap<ObjectId, Tri> = HashMap::new();
+    // Keyed by the hint too: a check is only as good as the branch it takes for granted.
+    let mut verdicts: HashMap<(Kind, ObjectId, Option<CheckHint>), Tri> = HashMap::new();
+    let mut graph = WalkGraph::default();
     let start: Kind = (resolved.def, resolved.relation);
-    visited.insert((start, resolved.id.clone()));
+    graph.node(start, &resolved.id);
     if start == (target.0, Some(target.1)) {
         found.insert(resolved.id.clone());
     }
@@ -66,12 +131,21 @@ fn candidates(
             };
             for edge in reachability.edges_from(node) {
                 let reached_kind: Kind = (edge.definition, Some(edge.relation));
-                let mut reached: Vec<ObjectId> = Vec::new();
+                if !useful.contains(&ReachNode {
+                    definition: edge.definition,
+                    relation: Some(edge.relation),
+                }) {
+                    continue;
+                }
+                // (source id, reached id) pairs.
+                let mut reached: Vec<(ObjectId, ObjectId)> = Vec::new();
                 match edge.kind {
-                    ReachEdgeKind::Computed => reached.extend(ids.iter().cloned()),
+                    ReachEdgeKind::Computed => {
+                        reached.extend(ids.iter().map(|id| (id.clone(), id.clone())));
+                    }
                     ReachEdgeKind::This => {
                         if relation.is_none() && def == edge.definition {
-                            reached.extend(ids.iter().cloned());
+                            reached.extend(ids.iter().map(|id| (id.clone(), id.clone())));
                         }
                     }
                     ReachEdgeKind::Direct { wildcard, .. } => {
@@ -98,7 +172,12 @@ fn candidates(
                         };
                         buffer.clear();
                         snapshot.read_subjects(&query, Page::ALL, &mut buffer)?;
-                        reached.extend(buffer.iter().map(|rel| rel.resource().object_id().clone()));
+                        reached.extend(buffer.iter().map(|rel| {
+                            (
+                                rel.subject().object_id().clone(),
+                                rel.resource().object_id().clone(),
+                            )
+                        }));
                     }
                     ReachEdgeKind::Arrow { tupleset, .. } => {
                         // The frontier objects are the subjects of `tupleset` relationships.
@@ -111,11 +190,66 @@ fn candidates(
                         };
                         buffer.clear();
                         snapshot.read_subjects(&query, Page::ALL, &mut buffer)?;
-                        reached.extend(buffer.iter().map(|rel| rel.resource().object_id().clone()));
+                        reached.extend(buffer.iter().map(|rel| {
+                            (
+                                rel.subject().object_id().clone(),
+                                rel.resource().object_id().clone(),
+                            )
+                        }));
                     }
                 }
-                for id in reached {
-                    if visited.insert((reached_kind, id.clone())) {
+                for (from_id, id) in reached {
+                    // A wildcard row's subject is `*`, which stands for the start object.
+                    let from_id = if from_id.is_wildcard() {
+                        &resolved.id
+                    } else {
+                        &from_id
+                    };
+                    if edge.conditional {
+                        let hint = match edge.kind {
+                            ReachEdgeKind::Computed => {
+                                relation.map(|rel| CheckHint::Node(def, rel, id.clone()))
+                            }
+                            ReachEdgeKind::Arrow { tupleset, .. } => {
+                                relation.map(|rel| CheckHint::Arrow {
+                                    def: edge.definition,
+                                    id: id.clone(),
+                                    tupleset,
+                                    target: (def, rel),
+                                })
+                            }
+                            ReachEdgeKind::Direct { .. } | ReachEdgeKind::This => None,
+                        };
+                        let key = (reached_kind, id.clone(), hint.clone());
+                        let verdict = match verdicts.get(&key) {
+                            Some(verdict) => verdict.clone(),
+                            None => {
+                                let mut checker = Checker::new(
+                                    snapshot,
+                                    schema,
+                                    resolved.clone(),
+                                    context,
+                                    max_depth,
+                                );
+                                if let Some(hint) = hint {
+                                    checker = checker.with_hint(hint);
+                                }
+                                let verdict = checker.check(edge.definition, edge.relation, &id)?;
+                                verdicts.insert(key, verdict.clone());
+                                verdict
+                            }
+                        };
+                        if verdict.is_false() {
+                            continue;
+                        }
+                        if reached_kind == (target.0, Some(target.1)) {
+                            checked.entry(id.clone()).or_insert(verdict);
+                        }
+                    }
+                    let (from, _) = graph.node((def, relation), from_id);
+                    let (to, new) = graph.node(reached_kind, &id);
+                    graph.edges.push((from, to));
+                    if new {
                         if reached_kind == (target.0, Some(target.1)) {
                             found.insert(id.clone());
                         }
@@ -126,7 +260,13 @@ fn candidates(
         }
         frontier = next;
     }
-    Ok(found)
+    if graph.has_cycle() {
+        return Err(EngineError::MaxDepthExceeded { max_depth });
+    }
+    Ok(Candidates {
+        ids: found,
+        checked,
+    })
 }
 
 /// Runs LookupResources; see [`crate::Engine::lookup_resources`].
@@ -148,7 +288,10 @@ pub(crate) fn lookup_resources(
     let after = cursor
         .map(|text| ObjectId::new(text).map_err(|_| EngineError::InvalidCursor(text.to_owned())))
         .transpose()?;
-    let found = candidates(snapshot, schema, &resolved, (def, rel))?;
+    let Candidates {
+        ids: found,
+        checked,
+    } = candidates(snapshot, schema, &resolved, (def, rel), context, max_depth)?;
     let mut checker = Checker::new(snapshot, schema, resolved, context, max_depth);
     let mut results = Vec::new();
     let range = match &after {
@@ -164,7 +307,15 @@ pub(crate) fn lookup_resources(
                 results,
             });
         }
-        match checker.check(def, rel, id)? {
+        // Every candidate is confirmed here (caveats, and edges the walk ignores). One the walk
+        // already checked with a hint keeps that verdict if this check fails (a cycle the
+        // hint let SpiceDB skip), as SpiceDB does not check it again.
+        let verdict = match (checker.check(def, rel, id), checked.get(id)) {
+            (Ok(verdict), _) => verdict,
+            (Err(EngineError::MaxDepthExceeded { .. }), Some(verdict)) => verdict.clone(),
+            (Err(err), _) => return Err(err),
+        };
+        match verdict {
             Tri::False => {}
             value => results.push(LookupResult {
                 resource_id: id.clone(),

@@ -17,12 +17,10 @@
 //!
 //! # Recursion
 //!
-//! Depth, memo and cycles work as in Check ([`crate::check`]): each node evaluated counts
-//! against the depth limit; a node met again while being evaluated contributes the empty set
-//! on that path, and results that relied on such a cut-off above their own level are not
-//! memoised. For the operators that can recur (everything except the subtracted side of an
-//! exclusion) a node's value only re-adds elements it already has through its own cycle, so
-//! one pass computes the least fixpoint.
+//! Depth and memo work as in Check ([`crate::check`]): each node evaluated counts against the
+//! depth limit. A node met again while being evaluated (a cycle) fails the request with
+//! [`EngineError::MaxDepthExceeded`], as SpiceDB does after unrolling the cycle to its depth
+//! limit (LookupSubjects needs every branch, so nothing short-circuits it).
 //!
 //! # Hot path
 //!
@@ -115,8 +113,12 @@ impl<'a> SubjectLookup<'a> {
             return Ok(Rc::clone(value));
         }
         if let Some(&level) = self.in_progress.get(&key) {
+            // As in Check: SpiceDB unrolls cycles until its depth limit, and LookupSubjects
+            // never short-circuits, so any cycle reached fails the request.
             self.low = self.low.min(level);
-            return Ok(Rc::new(SubjectSet::new()));
+            return Err(EngineError::MaxDepthExceeded {
+                max_depth: self.max_depth,
+            });
         }
         if self.depth >= self.max_depth as usize {
             return Err(EngineError::MaxDepthExceeded {
@@ -257,21 +259,18 @@ impl<'a> SubjectLookup<'a> {
                 let mut acc: Option<SubjectSet> = None;
                 for child in children {
                     let value = self.eval_rewrite(def, id, child)?;
+                    // No early exit on an empty set: SpiceDB evaluates every child (and
+                    // fails if one fails, e.g. on a cycle).
                     match &mut acc {
                         None => acc = Some(value),
                         Some(acc) => acc.intersect_with(&value),
-                    }
-                    if acc.as_ref().is_some_and(SubjectSet::is_empty) {
-                        break;
                     }
                 }
                 Ok(acc.unwrap_or_default())
             }
             Rewrite::Exclusion(base, subtracted) => {
+                // Both sides always, as SpiceDB (an error in either fails the lookup).
                 let mut base = self.eval_rewrite(def, id, base)?;
-                if base.is_empty() {
-                    return Ok(base);
-                }
                 let subtracted = self.eval_rewrite(def, id, subtracted)?;
                 base.subtract(&subtracted);
                 Ok(base)
@@ -610,8 +609,15 @@ mod tests {
                 ("folder:c#view@user", "alice | bob"),
                 ("folder:d#view@user", "alice | bob"),
                 ("folder:d#view_all@user", "alice"),
-                ("group:x#member@user", "carol"),
-                ("group:x#member@group#member", "x | y"),
+                // The cycle x <-> y: SpiceDB fails after unrolling it to its depth limit.
+                (
+                    "group:x#member@user",
+                    "err max depth exceeded: the relationships form a cycle or nest deeper than 50 dispatches",
+                ),
+                (
+                    "group:x#member@group#member",
+                    "err max depth exceeded: the relationships form a cycle or nest deeper than 50 dispatches",
+                ),
                 (
                     "folder:c#nope@user",
                     "err relation/permission `nope` not found under definition `folder`",
@@ -638,7 +644,7 @@ mod tests {
                 ("group:g30#member@user", "alice"),
                 (
                     "group:g0#member@user",
-                    "err max depth exceeded: the evaluation went deeper than 50 dispatches",
+                    "err max depth exceeded: the relationships form a cycle or nest deeper than 50 dispatches",
                 ),
             ],
         );

@@ -23,7 +23,7 @@
 //! [`Reachability::edges_from`] visits every (resource type, relation) that may contain the
 //! subject; [`Reachability::reachable_from`] does that walk for tests and planning.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::{
     AllowedSubject, ArrowFunction, CompiledSchema, DefinitionId, RelationId, RelationKind, Rewrite,
@@ -138,6 +138,35 @@ impl Reachability {
     /// The resource relations a subject of kind `node` reaches in one step.
     pub fn edges_from(&self, node: ReachNode) -> &[ReachEdge] {
         self.edges.get(&node).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every kind of subject from which `target` (a resource relation) can be reached in zero
+    /// or more steps: the walk towards `target` only needs edges into these nodes.
+    pub fn nodes_reaching(&self, target: (DefinitionId, RelationId)) -> HashSet<ReachNode> {
+        let mut reverse: HashMap<ReachNode, Vec<ReachNode>> = HashMap::new();
+        for (from, edges) in &self.edges {
+            for edge in edges {
+                let to = ReachNode {
+                    definition: edge.definition,
+                    relation: Some(edge.relation),
+                };
+                reverse.entry(to).or_default().push(*from);
+            }
+        }
+        let start = ReachNode {
+            definition: target.0,
+            relation: Some(target.1),
+        };
+        let mut seen = HashSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(current) = queue.pop_front() {
+            for from in reverse.get(&current).map_or(&[][..], Vec::as_slice) {
+                if seen.insert(*from) {
+                    queue.push_back(*from);
+                }
+            }
+        }
+        seen
     }
 
     /// Every (resource definition, relation) reachable from `node` in any number of steps,
