@@ -33,6 +33,36 @@ async fn new_enemy_is_denied_on_rocksdb() {
     new_enemy(Engine::Rocksdb).await;
 }
 
+/// `--datastore-revision-quantization-interval 0s` makes `minimize_latency` read at head,
+/// so a check right after a write sees it, at the write's revision.
+#[tokio::test]
+async fn zero_quantization_makes_minimize_latency_read_at_head() {
+    let server = Ostiary::start_with(
+        &[
+            "--datastore-engine",
+            "memory",
+            "--datastore-revision-quantization-interval",
+            "0s",
+        ],
+        None,
+    )
+    .await;
+    server.write_schema(SCHEMA).await;
+    for idx in 0..3 {
+        let resource = format!("document:{idx}");
+        let written = server
+            .write(vec![create(&format!("{resource}#viewer@user:alice"))])
+            .await
+            .unwrap();
+        let (answer, checked_at) = server
+            .check(minimize_latency(), &resource, "view", "user:alice")
+            .await
+            .unwrap();
+        assert_eq!(answer, Permissionship::HasPermission);
+        assert_eq!(checked_at, written);
+    }
+}
+
 #[tokio::test]
 async fn garbled_tokens_are_invalid_arguments() {
     let (server, _data) = Ostiary::start(Engine::Memory).await;

@@ -105,13 +105,15 @@ impl Ostiary {
         .await
     }
 
-    async fn start_with(engine_args: &[&str], data_dir: Option<PathBuf>) -> Self {
+    /// Starts a server with `args` after the address and key (the datastore flags and any
+    /// others); `data_dir` is the RocksDB directory it uses, if any.
+    pub(crate) async fn start_with(args: &[&str], data_dir: Option<PathBuf>) -> Self {
         let workdir = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_ostiary"));
         command
             .arg("serve")
             .args(["--grpc-addr", "127.0.0.1:0", "--grpc-preshared-key", KEY])
-            .args(engine_args)
+            .args(args)
             .current_dir(workdir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,7 +1,8 @@
-//! The command-line interface: clap types only, no behaviour.
+//! The command-line interface: clap types and the parsers of their values.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -65,12 +66,39 @@ pub(crate) struct ServeArgs {
     /// served].
     #[arg(long, env = "OSTIARY_METRICS_ADDR", value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// How far `minimize_latency` reads may lag: the revision they read at is rounded down
+    /// to this interval, so that caches are shared (`0s` reads at head) [default: 5s].
+    #[arg(
+        long,
+        env = "OSTIARY_DATASTORE_REVISION_QUANTIZATION_INTERVAL",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub(crate) datastore_revision_quantization_interval: Option<Duration>,
+    /// How long old revisions stay readable (`at_exact_snapshot`, Watch resume) before
+    /// garbage collection removes them [default: 24h].
+    #[arg(
+        long,
+        env = "OSTIARY_DATASTORE_GC_WINDOW",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub(crate) datastore_gc_window: Option<Duration>,
     /// A PEM certificate chain: serve gRPC over TLS (needs `--grpc-tls-key-path`).
     #[arg(long, env = "OSTIARY_GRPC_TLS_CERT_PATH", value_name = "FILE")]
     pub(crate) grpc_tls_cert_path: Option<PathBuf>,
     /// The PEM private key of `--grpc-tls-cert-path`.
     #[arg(long, env = "OSTIARY_GRPC_TLS_KEY_PATH", value_name = "FILE")]
     pub(crate) grpc_tls_key_path: Option<PathBuf>,
+}
+
+/// Parses a duration as SpiceDB's flags spell it (Go's `time.ParseDuration`): `5s`, `100ms`,
+/// `1m30s`, `24h`, or a bare `0`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
 }
 
 /// The datastore backends `ostiary serve` can use.

@@ -31,6 +31,12 @@ pub(crate) struct ServeConfig {
     pub(crate) datastore_engine: DatastoreEngine,
     /// The RocksDB data directory.
     pub(crate) datastore_conn_uri: PathBuf,
+    /// The interval `minimize_latency` revisions are rounded down to (zero: head).
+    #[serde(deserialize_with = "duration_text")]
+    pub(crate) datastore_revision_quantization_interval: Duration,
+    /// How long old revisions stay readable.
+    #[serde(deserialize_with = "duration_text")]
+    pub(crate) datastore_gc_window: Duration,
     /// The Prometheus endpoint (`GET /metrics`); not served when absent.
     pub(crate) metrics_addr: Option<SocketAddr>,
     /// The PEM certificate chain for gRPC over TLS.
@@ -56,6 +62,8 @@ impl Default for ServeConfig {
                 DatastoreEngine::Memory
             },
             datastore_conn_uri: PathBuf::from("ostiary-data"),
+            datastore_revision_quantization_interval: DatastoreOptions::DEFAULT_QUANTIZATION,
+            datastore_gc_window: DatastoreOptions::DEFAULT_GC_WINDOW,
             metrics_addr: None,
             grpc_tls_cert_path: None,
             grpc_tls_key_path: None,
@@ -88,6 +96,12 @@ impl ServeConfig {
         if let Some(path) = args.datastore_conn_uri {
             self.datastore_conn_uri = path;
         }
+        if let Some(interval) = args.datastore_revision_quantization_interval {
+            self.datastore_revision_quantization_interval = interval;
+        }
+        if let Some(window) = args.datastore_gc_window {
+            self.datastore_gc_window = window;
+        }
         if args.metrics_addr.is_some() {
             self.metrics_addr = args.metrics_addr;
         }
@@ -98,6 +112,15 @@ impl ServeConfig {
             self.grpc_tls_key_path = args.grpc_tls_key_path;
         }
         self
+    }
+
+    /// The datastore options these settings ask for.
+    fn datastore_options(&self) -> DatastoreOptions {
+        DatastoreOptions {
+            gc_window: self.datastore_gc_window,
+            quantization: self.datastore_revision_quantization_interval,
+            ..DatastoreOptions::default()
+        }
     }
 
     /// Checks that the configuration can work.
@@ -127,11 +150,30 @@ impl ServeConfig {
                 "`--grpc-tls-cert-path` and `--grpc-tls-key-path` must be given together (or neither, for plaintext gRPC)"
             );
         }
+        if self.datastore_gc_window.is_zero() {
+            bail!("`datastore-gc-window` must be longer than zero");
+        }
+        // A quantized revision older than the window would be expired the moment it is
+        // picked, so every `minimize_latency` read would fail.
+        if self.datastore_gc_window <= self.datastore_revision_quantization_interval {
+            bail!(
+                "`datastore-gc-window` ({}) must be longer than `datastore-revision-quantization-interval` ({})",
+                humantime::format_duration(self.datastore_gc_window),
+                humantime::format_duration(self.datastore_revision_quantization_interval)
+            );
+        }
         if self.shutdown_timeout_secs == 0 {
             bail!("`shutdown-timeout-secs` must be at least 1");
         }
         Ok(())
     }
+}
+
+/// Deserializes a duration written as text (`"5s"`, `"24h"`), as the flags take it.
+fn duration_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::cli::parse_duration(&text)
+        .map_err(|err| serde::de::Error::custom(format!("invalid duration `{text}`: {err}")))
 }
 
 /// Runs the server until a shutdown signal.
@@ -173,7 +215,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     {
         DatastoreEngine::Memory => (
             Arc::new(ostiary_store_mem::MemDatastore::new(
-                DatastoreOptions::default(),
+                config.datastore_options(),
             )),
             None,
         ),
@@ -182,7 +224,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             let rocks_config = ostiary_store_rocks::RocksConfig::new(&config.datastore_conn_uri);
             let store = ostiary_store_rocks::RocksDatastore::open(
                 &rocks_config,
-                DatastoreOptions::default(),
+                config.datastore_options(),
             )
             .with_context(|| {
                 format!(
@@ -318,6 +360,77 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.grpc_addr, SocketAddr::from(([127, 0, 0, 1], 50051)));
         assert_eq!(config.server.max_updates_per_write, 1000);
+        assert_eq!(
+            config.datastore_revision_quantization_interval,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            config.datastore_gc_window,
+            Duration::from_secs(24 * 60 * 60)
+        );
+    }
+
+    #[test]
+    fn datastore_durations_come_from_the_file_and_the_flags() {
+        let file: ServeConfig = toml::from_str(
+            "datastore-revision-quantization-interval = \"100ms\"\ndatastore-gc-window = \"1h30m\"",
+        )
+        .unwrap();
+        assert_eq!(
+            file.datastore_revision_quantization_interval,
+            Duration::from_millis(100)
+        );
+        assert_eq!(file.datastore_gc_window, Duration::from_secs(90 * 60));
+        let options = file.datastore_options();
+        assert_eq!(options.quantization, Duration::from_millis(100));
+        assert_eq!(options.gc_window, Duration::from_secs(90 * 60));
+
+        let err = toml::from_str::<ServeConfig>("datastore-gc-window = \"soon\"").unwrap_err();
+        assert!(err.to_string().contains("invalid duration `soon`"), "{err}");
+
+        // Flags win over the file; a bare `0` is Go's zero duration.
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "ostiary",
+            "serve",
+            "--datastore-revision-quantization-interval",
+            "0",
+            "--datastore-gc-window",
+            "2m",
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        let merged = file.merge(*args);
+        assert_eq!(
+            merged.datastore_revision_quantization_interval,
+            Duration::ZERO
+        );
+        assert_eq!(merged.datastore_gc_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn the_gc_window_must_outlast_the_quantization() {
+        let config = ServeConfig {
+            insecure_no_auth: true,
+            datastore_gc_window: Duration::from_secs(5),
+            ..ServeConfig::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`datastore-gc-window` (5s) must be longer than `datastore-revision-quantization-interval` (5s)"
+        );
+        let zero = ServeConfig {
+            insecure_no_auth: true,
+            datastore_gc_window: Duration::ZERO,
+            datastore_revision_quantization_interval: Duration::ZERO,
+            ..ServeConfig::default()
+        };
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "`datastore-gc-window` must be longer than zero"
+        );
     }
 
     #[test]
