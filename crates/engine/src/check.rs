@@ -195,6 +195,11 @@ impl<'a> Checker<'a> {
         self
     }
 
+    /// The subject this checker answers for.
+    pub(crate) fn subject(&self) -> &ResolvedSubject {
+        &self.subject
+    }
+
     /// Is the subject a member of `def:id#rel`?
     pub(crate) fn check(
         &mut self,

@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod caveat;
 mod check;
 mod error;
@@ -41,17 +42,22 @@ mod lookup_subjects;
 mod schema;
 mod subjects;
 
+use std::sync::Arc;
+
+use ostiary_schema::ir::{DefinitionId, RelationId};
 use ostiary_store::Snapshot;
 use ostiary_types::{ObjectRef, ObjectType, RelationName, SubjectRef};
 use serde_json::{Map, Value as Json};
 use tracing::instrument;
 
+pub use cache::CacheStats;
 pub use error::EngineError;
 pub use expand::{DirectSubject, ExpandMode, ExpandNode, ExpandTree, SetOperation};
 pub use lookup::{LookupResourcesPage, LookupResult};
 pub use lookup_subjects::{FoundSubject, ResolvedSubject};
 pub use schema::EngineSchema;
 
+use crate::cache::{CacheKey, CheckCache};
 use crate::caveat::Tri;
 use crate::check::{Checker, ResolvedSubject as CheckSubject, resolve_resource};
 
@@ -121,17 +127,61 @@ pub struct CheckItem {
     pub context: Map<String, Json>,
 }
 
-/// The evaluation engine. Stateless apart from its configuration: one per server, shared by
-/// every request.
+/// The evaluation engine: its configuration and an optional cache of Check answers; one per
+/// server, shared by every request (clones share the cache).
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     config: EngineConfig,
+    cache: Option<Arc<CheckCache>>,
 }
 
 impl Engine {
     /// An engine with `config`.
     pub fn new(config: EngineConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            cache: None,
+        }
+    }
+
+    /// Adds a cache of Check answers holding at most `max_bytes` (estimated), keyed by
+    /// tenant, revision, resource, permission and subject; `0` disables it.
+    ///
+    /// The key does not name the datastore: share a cached engine only across requests to
+    /// one datastore (as a server does).
+    #[must_use]
+    pub fn with_check_cache(mut self, max_bytes: u64) -> Self {
+        self.cache = (max_bytes > 0).then(|| Arc::new(CheckCache::new(max_bytes)));
+        self
+    }
+
+    /// Hits, misses and size of the Check cache, if there is one.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| cache.stats())
+    }
+
+    /// The cache and key for a check, when its answer may be cached.
+    fn cache_key(
+        &self,
+        snapshot: &dyn Snapshot,
+        schema: &EngineSchema,
+        resource: (DefinitionId, RelationId, &ObjectRef),
+        subject: &CheckSubject,
+        context: &Map<String, Json>,
+    ) -> Option<(&CheckCache, CacheKey)> {
+        let cache = self.cache.as_deref()?;
+        if !context.is_empty() || schema.may_expire() {
+            return None;
+        }
+        Some((
+            cache,
+            CacheKey {
+                tenant: snapshot.tenant().clone(),
+                revision: snapshot.revision(),
+                resource: (resource.0, resource.1, resource.2.object_id().clone()),
+                subject: (subject.def, subject.relation, subject.id.clone()),
+            },
+        ))
     }
 
     /// The configuration.
@@ -158,11 +208,18 @@ impl Engine {
     ) -> Result<CheckResult, EngineError> {
         let (def, rel) = resolve_resource(schema, resource, permission)?;
         let subject = CheckSubject::resolve(schema, subject)?;
+        let cached = self.cache_key(snapshot, schema, (def, rel, resource), &subject, context);
+        if let Some((cache, key)) = &cached
+            && let Some(permissionship) = cache.get(key)
+        {
+            return Ok(CheckResult { permissionship });
+        }
         let mut checker = Checker::new(snapshot, schema, subject, context, self.config.max_depth);
-        let value = checker.check(def, rel, resource.object_id())?;
-        Ok(CheckResult {
-            permissionship: value.into(),
-        })
+        let permissionship: Permissionship = checker.check(def, rel, resource.object_id())?.into();
+        if let Some((cache, key)) = cached {
+            cache.insert(key, permissionship.clone());
+        }
+        Ok(CheckResult { permissionship })
     }
 
     /// CheckBulk: many checks at one snapshot. Items with the same subject and context share
@@ -209,11 +266,28 @@ impl Engine {
             );
             for item_idx in members {
                 let item = &items[item_idx];
-                let res = resolve_resource(schema, &item.resource, &item.permission)
-                    .and_then(|(def, rel)| checker.check(def, rel, item.resource.object_id()))
-                    .map(|value| CheckResult {
-                        permissionship: value.into(),
-                    });
+                let res = resolve_resource(schema, &item.resource, &item.permission).and_then(
+                    |(def, rel)| {
+                        let cached = self.cache_key(
+                            snapshot,
+                            schema,
+                            (def, rel, &item.resource),
+                            checker.subject(),
+                            &item.context,
+                        );
+                        if let Some((cache, key)) = &cached
+                            && let Some(permissionship) = cache.get(key)
+                        {
+                            return Ok(CheckResult { permissionship });
+                        }
+                        let permissionship: Permissionship =
+                            checker.check(def, rel, item.resource.object_id())?.into();
+                        if let Some((cache, key)) = cached {
+                            cache.insert(key, permissionship.clone());
+                        }
+                        Ok(CheckResult { permissionship })
+                    },
+                );
                 results[item_idx] = Some(res);
             }
         }

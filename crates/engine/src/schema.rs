@@ -18,6 +18,9 @@ pub struct EngineSchema {
     types: Arc<[ObjectType]>,
     /// `RelationName` of each relation, indexed by [`DefinitionId`] then [`RelationId`].
     relations: Arc<[Vec<RelationName>]>,
+    /// Whether relationships may carry an expiration (then answers change with time at one
+    /// revision and must not be cached).
+    may_expire: bool,
 }
 
 impl EngineSchema {
@@ -43,11 +46,26 @@ impl EngineSchema {
                 .map_err(|err| EngineError::Internal(err.to_string()))?;
             relations.push(names);
         }
+        let may_expire = compiled.features.expiration
+            || compiled.definitions.iter().any(|definition| {
+                definition.relations.iter().any(|relation| {
+                    relation
+                        .allowed_types()
+                        .iter()
+                        .any(|allowed| allowed.expiration)
+                })
+            });
         Ok(Self {
             compiled,
             types: types.into(),
             relations: relations.into(),
+            may_expire,
         })
+    }
+
+    /// Whether relationships under this schema may expire.
+    pub(crate) fn may_expire(&self) -> bool {
+        self.may_expire
     }
 
     /// The compiled schema.

@@ -8,6 +8,7 @@
     reason = "test code"
 )]
 
+mod cache;
 mod random;
 mod reference;
 mod steelthread;
