@@ -984,3 +984,50 @@ async fn watch_sends_checkpoints_and_schema_updates_when_asked() {
     assert_eq!(garbled.code(), Code::InvalidArgument);
     server.stop().await;
 }
+
+/// A request message above `max_message_bytes` is refused with grpc-go's ResourceExhausted
+/// (tonic alone answers OutOfRange), naming the limit, whether it is a unary request or a
+/// later message of a client stream; messages within the limit still pass.
+#[tokio::test]
+async fn oversize_messages_are_resource_exhausted() {
+    let server = TestServer::start_with(ServerConfig {
+        max_message_bytes: 2048,
+        ..ServerConfig::default()
+    })
+    .await;
+    write_schema(&server).await;
+    let small = vec![touch("document:a#viewer@user:alice")];
+    write(&server, small).await.unwrap();
+    let big: Vec<_> = (0..100)
+        .map(|idx| touch(&format!("document:{idx}{}#viewer@user:bob", "x".repeat(40))))
+        .collect();
+    let err = write(&server, big).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(
+        err.message()
+            .starts_with("grpc: received message larger than max (")
+            && err.message().ends_with(" vs. 2048)"),
+        "{}",
+        err.message()
+    );
+
+    // ImportBulkRelationships: the first batch fits, the second does not; nothing is loaded.
+    let batch = |prefix: &str, n_rels: usize| pb::ImportBulkRelationshipsRequest {
+        relationships: (0..n_rels)
+            .map(|idx| rel(&format!("document:{prefix}{idx}#viewer@user:carol")))
+            .collect(),
+    };
+    let batches = vec![batch("small", 2), batch("big", 200)];
+    let err = server
+        .permissions()
+        .import_bulk_relationships(authed(tokio_stream::iter(batches)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(err.message().contains("vs. 2048)"), "{}", err.message());
+    assert_eq!(
+        read_all(&server, "document").await,
+        ["document:a#viewer@user:alice"]
+    );
+    server.stop().await;
+}
