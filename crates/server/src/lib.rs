@@ -4,8 +4,9 @@
 //! [`serve`] runs the server on a bound listener until a shutdown future completes, so that
 //! tests bind `127.0.0.1:0`; [`serve_with`] adds TLS ([`GrpcTls`]) and the bound on the
 //! graceful shutdown ([`ServeOptions`]). [`serve_metrics`] serves the Prometheus endpoint of
-//! the state's [`Metrics`], which a tower layer fills for every RPC. Request handling: the
-//! auth interceptor checks the bearer key, a
+//! the state's [`Metrics`], which a tower layer fills for every RPC. Request handling: a
+//! tower layer refuses a message above `max-message-bytes` with `ResourceExhausted` (as
+//! grpc-go) before it is decoded, the auth interceptor checks the bearer key, a
 //! semaphore bounds concurrency, the handler validates and converts the request
 //! (`convert`), picks a revision from the consistency requirement (`consistency`), runs the
 //! engine or the store on a blocking thread and answers with a consistency token. Every error
@@ -15,6 +16,7 @@ mod auth;
 mod config;
 mod consistency;
 mod convert;
+mod frame_limit;
 mod metrics;
 mod permissions;
 mod reflection;
@@ -39,6 +41,7 @@ use ostiary_types::{Revision, TenantId};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, SemaphorePermit, watch as signal};
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 
 pub use crate::config::{ConfigError, ServerConfig};
@@ -159,6 +162,36 @@ where
         .map_err(|err| ApiError::Unavailable(format!("request worker failed: {err}")))?
 }
 
+/// The services reflection lists: exactly the ones served. The descriptor set of the API
+/// also describes `authzed.api.v1.ExperimentalService`, which is not served; its messages
+/// stay resolvable (other services use some of them) but it is not listed.
+const REFLECTED_SERVICES: [&str; 5] = [
+    <PermissionsServiceServer<permissions::Permissions> as NamedService>::NAME,
+    <SchemaServiceServer<schema_service::Schemas> as NamedService>::NAME,
+    <WatchServiceServer<watch::Watcher> as NamedService>::NAME,
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+];
+
+/// Server reflection over the API's descriptors and the health service's (so that grpcurl
+/// can call `grpc.health.v1.Health/Check`), listing only [`REFLECTED_SERVICES`].
+fn reflection_service() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::Error,
+> {
+    REFLECTED_SERVICES
+        .into_iter()
+        .fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(ostiary_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            tonic_reflection::server::Builder::with_service_name,
+        )
+        .build_v1()
+}
+
 /// How [`serve_with`] serves: TLS, and how long a graceful shutdown may take.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -234,9 +267,7 @@ pub async fn serve_with(
     health_reporter
         .set_serving::<WatchServiceServer<watch::Watcher>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ostiary_proto::FILE_DESCRIPTOR_SET)
-        .build_v1();
+    let reflection = reflection_service();
     let request_ids = Arc::new(AtomicU64::new(1));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &options.tls {
@@ -255,7 +286,8 @@ pub async fn serve_with(
                 );
             tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
         })
-        .layer(metrics::MetricsLayer::new(state.metrics.clone()));
+        .layer(metrics::MetricsLayer::new(state.metrics.clone()))
+        .layer(frame_limit::FrameLimitLayer::new(max_message));
     let mut router = builder
         .add_service(health_service)
         .add_service(permissions)
