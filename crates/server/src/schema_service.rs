@@ -1,5 +1,5 @@
 //! `SchemaService`: ReadSchema, WriteSchema (compiled first; refused if it would orphan
-//! stored relationships), ReflectSchema and DiffSchema (see `reflection`).
+//! stored relationships; an empty schema clears it), ReflectSchema and DiffSchema (see `reflection`).
 //! ComputablePermissions and DependentRelations are not implemented yet.
 
 use std::sync::Arc;
@@ -161,11 +161,24 @@ impl SchemaService for Schemas {
         let state = Arc::clone(&self.state);
         let response = blocking(move || {
             let snapshot = state.store.head_snapshot(&state.tenant)?;
-            let Some(stored) = snapshot.read_schema()? else {
-                // SpiceDB answers NotFound here; clients (e.g. zed, the harness) rely on it.
-                return Err(ApiError::NotFound(
-                    "no schema has been defined; please call WriteSchema to start".to_owned(),
-                ));
+            let stored = match snapshot.read_schema()? {
+                // A schema without object definitions (never written, or cleared by writing
+                // an empty one) is no schema to SpiceDB, which answers NotFound; clients
+                // (e.g. zed, the harness) rely on it.
+                Some(stored)
+                    if !state
+                        .schema_at(snapshot.as_ref())?
+                        .compiled()
+                        .definitions
+                        .is_empty() =>
+                {
+                    stored
+                }
+                _ => {
+                    return Err(ApiError::NotFound(
+                        "no schema has been defined; please call WriteSchema to start".to_owned(),
+                    ));
+                }
             };
             Ok(pb::ReadSchemaResponse {
                 schema_text: stored.text.to_string(),
@@ -184,9 +197,9 @@ impl SchemaService for Schemas {
         let state = Arc::clone(&self.state);
         let text = request.into_inner().schema;
         let revision = blocking(move || {
-            if text.trim().is_empty() {
-                return Err(ApiError::missing("schema"));
-            }
+            // An empty schema is a valid one with no definitions: as in SpiceDB, writing it
+            // clears the schema, unless stored relationships still use a definition (the
+            // orphan check below refuses that with FailedPrecondition).
             let new = ostiary_schema::compile_str("schema.zed", &text)
                 .map_err(ApiError::Schema)?
                 .schema;

@@ -1031,3 +1031,80 @@ async fn oversize_messages_are_resource_exhausted() {
     );
     server.stop().await;
 }
+
+/// As in SpiceDB, WriteSchema with an empty schema clears the schema, unless relationships
+/// still use a definition (FailedPrecondition naming it); afterwards ReadSchema is NotFound
+/// and checks name the missing definition.
+#[tokio::test]
+async fn an_empty_schema_clears_the_schema_once_no_relationship_needs_it() {
+    let server = TestServer::start().await;
+    let write_text = |text: &'static str| {
+        let mut client = server.schema();
+        async move {
+            client
+                .write_schema(authed(pb::WriteSchemaRequest {
+                    schema: text.into(),
+                }))
+                .await
+        }
+    };
+    write_schema(&server).await;
+    write(&server, vec![touch("document:a#viewer@user:alice")])
+        .await
+        .unwrap();
+    for empty in ["", "  \n", "// nothing here\n"] {
+        let err = write_text(empty).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        assert!(
+            err.message()
+                .contains("cannot delete object definition `document`"),
+            "{}",
+            err.message()
+        );
+    }
+    let read = server
+        .schema()
+        .read_schema(authed(pb::ReadSchemaRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.schema_text, SCHEMA);
+
+    write(
+        &server,
+        vec![update(
+            pb::relationship_update::Operation::Delete,
+            "document:a#viewer@user:alice",
+        )],
+    )
+    .await
+    .unwrap();
+    let cleared = write_text("")
+        .await
+        .unwrap()
+        .into_inner()
+        .written_at
+        .unwrap();
+    let err = server
+        .schema()
+        .read_schema(authed(pb::ReadSchemaRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+    let err = check(&server, fresh(&cleared), "document:a", "view", "user:alice")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    assert!(err.message().contains("`document`"), "{}", err.message());
+    let err = write(&server, vec![touch("document:a#viewer@user:alice")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+
+    // A schema can be written again afterwards.
+    write_schema(&server).await;
+    write(&server, vec![touch("document:a#viewer@user:alice")])
+        .await
+        .unwrap();
+    server.stop().await;
+}
