@@ -36,7 +36,7 @@ use ostiary_engine::{Engine, EngineSchema};
 use ostiary_proto::authzed::api::v1::permissions_service_server::PermissionsServiceServer;
 use ostiary_proto::authzed::api::v1::schema_service_server::SchemaServiceServer;
 use ostiary_proto::authzed::api::v1::watch_service_server::WatchServiceServer;
-use ostiary_store::{Datastore, Snapshot};
+use ostiary_store::{Datastore, Snapshot, StoredSchema};
 use ostiary_types::{Revision, TenantId};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, SemaphorePermit, watch as signal};
@@ -129,7 +129,16 @@ impl ServerState {
 
     /// The engine schema in force in `snapshot`, compiled once per schema revision.
     pub(crate) fn schema_at(&self, snapshot: &dyn Snapshot) -> Result<EngineSchema, ApiError> {
-        let Some(stored) = snapshot.read_schema()? else {
+        self.schema_of(snapshot.read_schema()?.as_ref())
+    }
+
+    /// The engine schema of a stored schema record (as a snapshot or a write transaction
+    /// reads it), compiled once per schema revision; no record is FailedPrecondition.
+    pub(crate) fn schema_of(
+        &self,
+        stored: Option<&StoredSchema>,
+    ) -> Result<EngineSchema, ApiError> {
+        let Some(stored) = stored else {
             return Err(ApiError::precondition(
                 ostiary_proto::authzed::api::v1::ErrorReason::Unspecified,
                 "no schema has been defined; please call WriteSchema to start",

@@ -141,6 +141,64 @@ fn preconditions(
         .collect()
 }
 
+/// Checks every relationship that `updates` creates or touches against `schema`, naming it
+/// as `{list}[{idx}]{suffix}` in an error.
+fn validate_updates(
+    schema: &ostiary_schema::CompiledSchema,
+    updates: &[RelationshipUpdate],
+    list: &str,
+    suffix: &str,
+) -> Result<(), ApiError> {
+    for (idx, update) in updates.iter().enumerate() {
+        if let RelationshipUpdate::Create(rel) | RelationshipUpdate::Touch(rel) = update {
+            validate::relationship(schema, &format!("{list}[{idx}]{suffix}"), rel)?;
+        }
+    }
+    Ok(())
+}
+
+/// Validates `updates` against the schema and writes them after checking `preconditions`,
+/// such that the schema they were validated against is the one in force when they commit.
+/// Returns the new revision.
+///
+/// Validating against the head schema and then writing in a separate transaction would let
+/// a concurrent WriteSchema commit in between (say, dropping the relation being written,
+/// its orphan check passing because the relationship is not there yet), leaving a
+/// relationship the schema does not allow. So the write transaction reads the schema
+/// record again: datastore write transactions are serializable (`Datastore::read_write`),
+/// so what it reads is what is in force at the commit, and WriteSchema's own orphan check
+/// runs in a transaction too. If that schema is still the one validated against (same
+/// schema revision, the usual case) nothing more is done; otherwise the updates are
+/// validated again, inside the transaction, against the new one. The first validation
+/// runs outside the transaction so that bad requests (and compiling a new schema) do not
+/// hold up other writers.
+fn write_validated(
+    state: &ServerState,
+    preconditions: &[Precondition],
+    updates: &[RelationshipUpdate],
+    list: &str,
+    suffix: &str,
+) -> Result<ostiary_types::Revision, ApiError> {
+    let snapshot = state.store.head_snapshot(&state.tenant)?;
+    let head_schema = snapshot.read_schema()?;
+    let schema = state.schema_of(head_schema.as_ref())?;
+    validate_updates(schema.compiled(), updates, list, suffix)?;
+    let validated_at = head_schema.map(|stored| stored.revision);
+    let committed = state
+        .store
+        .read_write_with(&state.tenant, |txn| -> Result<(), ApiError> {
+            let in_force = txn.read_schema()?;
+            if in_force.as_ref().map(|stored| stored.revision) != validated_at {
+                let schema = state.schema_of(in_force.as_ref())?;
+                validate_updates(schema.compiled(), updates, list, suffix)?;
+            }
+            txn.check_preconditions(preconditions)?;
+            txn.apply(updates)?;
+            Ok(())
+        })?;
+    Ok(committed.revision)
+}
+
 /// Converts an expand tree to the wire.
 fn tree_to_pb(tree: &ExpandTree) -> pb::PermissionRelationshipTree {
     use pb::permission_relationship_tree::TreeType;
@@ -308,8 +366,6 @@ impl PermissionsService for Permissions {
                 ));
             }
             let preconditions = preconditions(&state, &request.optional_preconditions)?;
-            let snapshot = state.store.head_snapshot(&state.tenant)?;
-            let schema = state.schema_at(snapshot.as_ref())?;
             let mut seen = HashSet::new();
             let mut updates = Vec::with_capacity(request.updates.len());
             for (idx, update) in request.updates.iter().enumerate() {
@@ -317,7 +373,6 @@ impl PermissionsService for Permissions {
                 let rel = convert::relationship(&field, update.relationship.as_ref())?;
                 let operation = pb::relationship_update::Operation::try_from(update.operation);
                 if !matches!(operation, Ok(pb::relationship_update::Operation::Delete)) {
-                    validate::relationship(schema.compiled(), &field, &rel)?;
                     let context_bytes = rel
                         .caveat()
                         .map_or(0, |caveat| serde_json::Value::Object(caveat.context().clone()).to_string().len());
@@ -353,9 +408,7 @@ impl PermissionsService for Permissions {
                     }
                 });
             }
-            Ok(state
-                .store
-                .write_relationships(&state.tenant, &preconditions, &updates)?)
+            write_validated(&state, &preconditions, &updates, "updates", ".relationship")
         })
         .await?;
         Ok(Response::new(pb::WriteRelationshipsResponse {
@@ -699,18 +752,13 @@ impl PermissionsService for Permissions {
         }
         let state = Arc::clone(&self.state);
         let n_loaded = blocking(move || {
-            let snapshot = state.store.head_snapshot(&state.tenant)?;
-            let schema = state.schema_at(snapshot.as_ref())?;
             let mut updates = Vec::with_capacity(wire.len());
             for (idx, rel) in wire.iter().enumerate() {
                 let field = format!("relationships[{idx}]");
                 let rel = convert::relationship(&field, Some(rel))?;
-                validate::relationship(schema.compiled(), &field, &rel)?;
                 updates.push(RelationshipUpdate::Create(rel));
             }
-            state
-                .store
-                .write_relationships(&state.tenant, &[], &updates)?;
+            write_validated(&state, &[], &updates, "relationships", "")?;
             Ok(updates.len())
         })
         .await?;
