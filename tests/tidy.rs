@@ -24,6 +24,16 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
     ),
     ("ostiary-proto", &[]),
     (
+        "ostiary-validate",
+        &[
+            "ostiary-types",
+            "ostiary-schema",
+            "ostiary-store",
+            "ostiary-store-mem",
+            "ostiary-engine",
+        ],
+    ),
+    (
         "ostiary-server",
         &[
             "ostiary-types",
@@ -57,6 +67,7 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
             "ostiary-engine",
             "ostiary-proto",
             "ostiary-server",
+            "ostiary-validate",
         ],
     ),
 ];
@@ -82,6 +93,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
         &["tonic", "prost", "rocksdb", "anyhow"],
     ),
     ("ostiary-engine", &["tonic", "prost", "rocksdb", "anyhow"]),
+    ("ostiary-validate", &["tonic", "prost", "rocksdb", "anyhow"]),
     ("ostiary-server", &["rocksdb"]),
 ];
 
