@@ -84,6 +84,15 @@ pub(crate) struct ServeArgs {
         value_parser = parse_duration
     )]
     pub(crate) datastore_gc_window: Option<Duration>,
+    /// The memory the cache of Check answers may use: bytes, or with a unit (`64MiB`,
+    /// `512KiB`, `1GiB`); `0` disables it [default: 64MiB].
+    #[arg(
+        long,
+        env = "OSTIARY_DISPATCH_CACHE_MAX_COST",
+        value_name = "SIZE",
+        value_parser = parse_size
+    )]
+    pub(crate) dispatch_cache_max_cost: Option<u64>,
     /// A PEM certificate chain: serve gRPC over TLS (needs `--grpc-tls-key-path`).
     #[arg(long, env = "OSTIARY_GRPC_TLS_CERT_PATH", value_name = "FILE")]
     pub(crate) grpc_tls_cert_path: Option<PathBuf>,
@@ -99,6 +108,32 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, humantime::Duration
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(text)
+}
+
+/// Parses a size in bytes: a number, optionally followed by `B`, `KiB`, `MiB` or `GiB`.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (e.g. `64MiB`)"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// The datastore backends `ostiary serve` can use.

@@ -86,6 +86,12 @@ impl ServerState {
                 None
             }
         };
+        if let Some(metrics) = &metrics
+            && engine.cache_stats().is_some()
+        {
+            let engine = engine.clone();
+            metrics.set_check_cache(Box::new(move || engine.cache_stats()));
+        }
         Self {
             store,
             engine,

@@ -98,6 +98,64 @@ fn method_index(path: &str) -> usize {
 /// `None` when the backend cannot tell.
 pub type StoreSizeFn = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
+/// Reports the engine's Check cache counters, read at scrape time.
+pub(crate) type CheckCacheFn = Box<dyn Fn() -> Option<ostiary_engine::CacheStats> + Send + Sync>;
+
+/// The Check cache's series, registered only when the engine has a cache.
+struct CheckCacheMetrics {
+    hits: IntCounter,
+    misses: IntCounter,
+    entries: IntGauge,
+    bytes: IntGauge,
+    capacity_bytes: IntGauge,
+    stats: CheckCacheFn,
+}
+
+impl CheckCacheMetrics {
+    fn new(registry: &Registry, stats: CheckCacheFn) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            hits: IntCounter::new(
+                "ostiary_check_cache_hits_total",
+                "Checks answered from the cache of Check answers",
+            )?,
+            misses: IntCounter::new(
+                "ostiary_check_cache_misses_total",
+                "Cacheable checks that had to be evaluated",
+            )?,
+            entries: IntGauge::new("ostiary_check_cache_entries", "Answers in the Check cache")?,
+            bytes: IntGauge::new(
+                "ostiary_check_cache_bytes",
+                "Estimated memory held by the Check cache, in bytes",
+            )?,
+            capacity_bytes: IntGauge::new(
+                "ostiary_check_cache_capacity_bytes",
+                "The Check cache's memory limit, in bytes",
+            )?,
+            stats,
+        };
+        registry.register(Box::new(metrics.hits.clone()))?;
+        registry.register(Box::new(metrics.misses.clone()))?;
+        registry.register(Box::new(metrics.entries.clone()))?;
+        registry.register(Box::new(metrics.bytes.clone()))?;
+        registry.register(Box::new(metrics.capacity_bytes.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Copies the engine's counters into the series (counters only move forward).
+    fn refresh(&self) {
+        let Some(stats) = (self.stats)() else {
+            return;
+        };
+        self.hits.inc_by(stats.hits.saturating_sub(self.hits.get()));
+        self.misses
+            .inc_by(stats.misses.saturating_sub(self.misses.get()));
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.entries.set(gauge(stats.entries));
+        self.bytes.set(gauge(stats.bytes));
+        self.capacity_bytes.set(gauge(stats.capacity_bytes));
+    }
+}
+
 /// Counters resolved once per method.
 #[derive(Debug)]
 struct MethodMetrics {
@@ -124,6 +182,7 @@ pub struct Metrics {
     pub(crate) revision_lag: Histogram,
     store_bytes: IntGauge,
     store_size: parking_lot::Mutex<Option<StoreSizeFn>>,
+    check_cache: parking_lot::Mutex<Option<CheckCacheMetrics>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -235,6 +294,7 @@ impl Metrics {
             revision_lag,
             store_bytes,
             store_size: parking_lot::Mutex::new(None),
+            check_cache: parking_lot::Mutex::new(None),
         })
     }
 
@@ -251,6 +311,14 @@ impl Metrics {
         *self.store_size.lock() = Some(size);
     }
 
+    /// Exports the Check cache's hits, misses and size, read from `stats` at every scrape.
+    pub(crate) fn set_check_cache(&self, stats: CheckCacheFn) {
+        match CheckCacheMetrics::new(&self.registry, stats) {
+            Ok(metrics) => *self.check_cache.lock() = Some(metrics),
+            Err(err) => tracing::debug!(error = %err, "check cache metrics not registered"),
+        }
+    }
+
     /// Counts `n_results` results streamed by the lookup `method`.
     pub(crate) fn lookup_results(&self, method: &'static str, n_results: usize) {
         if let Ok(counter) = self.lookup_results.get_metric_with_label_values(&[method]) {
@@ -263,6 +331,9 @@ impl Metrics {
         if let Some(size) = self.store_size.lock().as_ref().and_then(|size| size()) {
             self.store_bytes
                 .set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        if let Some(check_cache) = self.check_cache.lock().as_ref() {
+            check_cache.refresh();
         }
         let mut out = Vec::new();
         if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -160,6 +160,60 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 #[tokio::test]
+async fn the_check_cache_answers_repeated_checks_and_is_exported() {
+    let state = Arc::new(ServerState::new(
+        Arc::new(MemDatastore::new(DatastoreOptions::default())),
+        Engine::default().with_check_cache(1 << 20),
+        ServerConfig::default(),
+        vec![KEY.to_owned()],
+    ));
+    let metrics = Arc::clone(state.metrics().unwrap());
+    let server = start(state, ServeOptions::default()).await;
+    let channel = plaintext(server.addr).await;
+    write_schema_and_viewer(&channel).await;
+    let mut permissions = PermissionsServiceClient::new(channel.clone());
+    let mut answers = Vec::new();
+    for user in ["alice", "alice", "bob", "bob", "alice"] {
+        let response = permissions
+            .check_permission(authed(check_request(user)))
+            .await
+            .unwrap()
+            .into_inner();
+        answers.push(response.permissionship);
+    }
+    let has = pb::check_permission_response::Permissionship::HasPermission as i32;
+    let no = pb::check_permission_response::Permissionship::NoPermission as i32;
+    assert_eq!(answers, [has, has, no, no, has]);
+    let text = metrics.render();
+    assert_eq!(sample(&text, "ostiary_check_cache_misses_total"), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "ostiary_check_cache_hits_total"), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "ostiary_check_cache_entries"), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "ostiary_check_cache_capacity_bytes"), Some(1_048_576.0));
+    assert!(sample(&text, "ostiary_check_cache_bytes").is_some_and(|bytes| bytes > 0.0));
+    // Rendering twice does not double-count.
+    let text = metrics.render();
+    assert_eq!(sample(&text, "ostiary_check_cache_hits_total"), Some(3.0), "{text}");
+    // A write makes a new revision: the next check is evaluated again and sees it.
+    permissions
+        .write_relationships(authed(pb::WriteRelationshipsRequest {
+            updates: vec![pb::RelationshipUpdate {
+                operation: pb::relationship_update::Operation::Touch as i32,
+                relationship: Some(doc_viewer("1", "bob")),
+            }],
+            optional_preconditions: Vec::new(),
+            optional_transaction_metadata: None,
+        }))
+        .await
+        .unwrap();
+    let response = permissions
+        .check_permission(authed(check_request("bob")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.permissionship, has);
+}
+
+#[tokio::test]
 async fn metrics_count_rpcs_codes_checks_lookups_cache_and_lag() {
     let state = new_state();
     state.set_store_size(Box::new(|| Some(1234)));

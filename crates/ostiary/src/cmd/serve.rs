@@ -39,6 +39,9 @@ pub(crate) struct ServeConfig {
     pub(crate) datastore_gc_window: Duration,
     /// The Prometheus endpoint (`GET /metrics`); not served when absent.
     pub(crate) metrics_addr: Option<SocketAddr>,
+    /// The bytes the cache of Check answers may hold (`0`: no cache).
+    #[serde(deserialize_with = "size_text")]
+    pub(crate) dispatch_cache_max_cost: u64,
     /// The PEM certificate chain for gRPC over TLS.
     pub(crate) grpc_tls_cert_path: Option<PathBuf>,
     /// The PEM private key for gRPC over TLS.
@@ -65,6 +68,7 @@ impl Default for ServeConfig {
             datastore_revision_quantization_interval: DatastoreOptions::DEFAULT_QUANTIZATION,
             datastore_gc_window: DatastoreOptions::DEFAULT_GC_WINDOW,
             metrics_addr: None,
+            dispatch_cache_max_cost: 64 << 20,
             grpc_tls_cert_path: None,
             grpc_tls_key_path: None,
             shutdown_timeout_secs: 30,
@@ -104,6 +108,9 @@ impl ServeConfig {
         }
         if args.metrics_addr.is_some() {
             self.metrics_addr = args.metrics_addr;
+        }
+        if let Some(bytes) = args.dispatch_cache_max_cost {
+            self.dispatch_cache_max_cost = bytes;
         }
         if args.grpc_tls_cert_path.is_some() {
             self.grpc_tls_cert_path = args.grpc_tls_cert_path;
@@ -174,6 +181,21 @@ fn duration_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Du
     let text = String::deserialize(deserializer)?;
     crate::cli::parse_duration(&text)
         .map_err(|err| serde::de::Error::custom(format!("invalid duration `{text}`: {err}")))
+}
+
+/// Deserializes a size: a number of bytes, or text with a unit (`"64MiB"`), as the flag
+/// takes it.
+fn size_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Bytes(bytes) => Ok(bytes),
+        Size::Text(text) => crate::cli::parse_size(&text).map_err(serde::de::Error::custom),
+    }
 }
 
 /// Runs the server until a shutdown signal.
@@ -264,7 +286,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     let state = Arc::new(ServerState::new(
         store,
-        Engine::default(),
+        Engine::default().with_check_cache(config.dispatch_cache_max_cost),
         config.server.clone(),
         keys,
     ));
@@ -368,6 +390,28 @@ mod tests {
             config.datastore_gc_window,
             Duration::from_secs(24 * 60 * 60)
         );
+        assert_eq!(config.dispatch_cache_max_cost, 64 << 20);
+    }
+
+    #[test]
+    fn cache_sizes_parse_with_units_in_flags_and_files() {
+        use crate::cli::parse_size;
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(
+            parse_size("64MB")
+                .unwrap_err()
+                .contains("unknown size unit `MB`")
+        );
+        assert!(parse_size("lots").unwrap_err().contains("is not a size"));
+        let file: ServeConfig = toml::from_str("dispatch-cache-max-cost = \"1MiB\"").unwrap();
+        assert_eq!(file.dispatch_cache_max_cost, 1 << 20);
+        let file: ServeConfig = toml::from_str("dispatch-cache-max-cost = 0").unwrap();
+        assert_eq!(file.dispatch_cache_max_cost, 0);
+        assert!(toml::from_str::<ServeConfig>("dispatch-cache-max-cost = \"big\"").is_err());
     }
 
     #[test]
