@@ -24,6 +24,12 @@ pub(crate) enum Command {
     Schema(SchemaCommand),
     /// Run the gRPC server (SpiceDB's `authzed.api.v1` API).
     Serve(Box<ServeArgs>),
+    /// Run SpiceDB validation files (`zed validate`) in process on a throwaway store.
+    ///
+    /// Each file is a YAML validation file (`schema` or `schemaFile`, `relationships`,
+    /// `assertions`, `validation`) or a `.zed` schema on its own. Exits with 0 when every file
+    /// passes, 1 when any fails, and 2 when a file cannot be read or is not a validation file.
+    Validate(ValidateArgs),
 }
 
 /// Arguments of `ostiary serve`. Every flag can also come from the environment
@@ -184,6 +190,20 @@ pub(crate) struct FmtArgs {
     /// Write nothing; list the files that would change and exit with 1 if there are any.
     #[arg(long)]
     pub(crate) check: bool,
+    /// When to colour the diagnostics.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub(crate) color: ColorChoice,
+}
+
+/// Arguments of `ostiary validate`.
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Validation files (`.yaml`), or schema files (`.zed`) to check on their own.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Print the reports as a JSON array on standard output instead.
+    #[arg(long)]
+    pub(crate) json: bool,
     /// When to colour the diagnostics.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub(crate) color: ColorChoice,

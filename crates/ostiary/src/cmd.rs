@@ -2,3 +2,4 @@
 
 pub(crate) mod schema;
 pub(crate) mod serve;
+pub(crate) mod validate;

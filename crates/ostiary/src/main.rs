@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Schema(command) => cmd::schema::run(command),
         Command::Serve(args) => cmd::serve::run(*args),
+        Command::Validate(args) => cmd::validate::run(&args),
     };
     match result {
         Ok(code) => code,

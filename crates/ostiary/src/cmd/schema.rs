@@ -54,7 +54,7 @@ fn read_input(path: &Path) -> anyhow::Result<Input> {
     })
 }
 
-fn use_color(choice: ColorChoice) -> bool {
+pub(crate) fn use_color(choice: ColorChoice) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
