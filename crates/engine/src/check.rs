@@ -155,6 +155,8 @@ pub(crate) struct Checker<'a> {
     /// Nodes being evaluated, with their depth.
     in_progress: HashMap<NodeKey, usize>,
     depth: usize,
+    /// Nodes evaluated so far (memo hits excluded).
+    dispatches: u64,
     /// A branch known to be a member (set only on a checker used for one hinted check).
     hint: Option<CheckHint>,
     /// The shallowest in-progress depth a cut-off was taken at in the current frame.
@@ -182,6 +184,7 @@ impl<'a> Checker<'a> {
             batch: 1,
             in_progress: HashMap::new(),
             depth: 0,
+            dispatches: 0,
             hint: None,
             low: usize::MAX,
             buffers: Vec::new(),
@@ -193,6 +196,11 @@ impl<'a> Checker<'a> {
     pub(crate) fn with_hint(mut self, hint: CheckHint) -> Self {
         self.hint = Some(hint);
         self
+    }
+
+    /// Nodes evaluated so far, as SpiceDB counts dispatches (memo hits excluded).
+    pub(crate) fn dispatches(&self) -> u64 {
+        self.dispatches
     }
 
     /// The subject this checker answers for.
@@ -273,6 +281,7 @@ impl<'a> Checker<'a> {
             });
         }
         self.depth += 1;
+        self.dispatches += 1;
         let level = self.depth;
         self.in_progress.insert(key.clone(), level);
         let saved_low = std::mem::replace(&mut self.low, usize::MAX);

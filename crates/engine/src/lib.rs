@@ -112,6 +112,9 @@ impl From<Tri> for Permissionship {
 pub struct CheckResult {
     /// Has, no, or conditional.
     pub permissionship: Permissionship,
+    /// Nodes (a relation or permission of one object) evaluated to answer, as SpiceDB counts
+    /// dispatches; 0 when the answer came from the Check cache or another item's memo.
+    pub dispatch_count: u64,
 }
 
 /// One item of a CheckBulk request.
@@ -212,14 +215,20 @@ impl Engine {
         if let Some((cache, key)) = &cached
             && let Some(permissionship) = cache.get(key)
         {
-            return Ok(CheckResult { permissionship });
+            return Ok(CheckResult {
+                permissionship,
+                dispatch_count: 0,
+            });
         }
         let mut checker = Checker::new(snapshot, schema, subject, context, self.config.max_depth);
         let permissionship: Permissionship = checker.check(def, rel, resource.object_id())?.into();
         if let Some((cache, key)) = cached {
             cache.insert(key, permissionship.clone());
         }
-        Ok(CheckResult { permissionship })
+        Ok(CheckResult {
+            permissionship,
+            dispatch_count: checker.dispatches(),
+        })
     }
 
     /// CheckBulk: many checks at one snapshot. Items with the same subject and context share
@@ -278,14 +287,21 @@ impl Engine {
                         if let Some((cache, key)) = &cached
                             && let Some(permissionship) = cache.get(key)
                         {
-                            return Ok(CheckResult { permissionship });
+                            return Ok(CheckResult {
+                                permissionship,
+                                dispatch_count: 0,
+                            });
                         }
+                        let before = checker.dispatches();
                         let permissionship: Permissionship =
                             checker.check(def, rel, item.resource.object_id())?.into();
                         if let Some((cache, key)) = cached {
                             cache.insert(key, permissionship.clone());
                         }
-                        Ok(CheckResult { permissionship })
+                        Ok(CheckResult {
+                            permissionship,
+                            dispatch_count: checker.dispatches() - before,
+                        })
                     },
                 );
                 results[item_idx] = Some(res);

@@ -172,6 +172,8 @@ pub struct Metrics {
     in_flight: IntGauge,
     /// Permission checks evaluated (one per CheckPermission, one per CheckBulk item).
     pub(crate) checks: IntCounter,
+    /// Nodes the engine evaluated for checks (SpiceDB's dispatch count).
+    pub(crate) dispatches: IntCounter,
     /// Results streamed by LookupResources and LookupSubjects, by method.
     lookup_results: IntCounterVec,
     /// Engine schemas served from the per-revision cache.
@@ -238,6 +240,10 @@ impl Metrics {
             "ostiary_checks_total",
             "Permission checks evaluated (CheckPermission, and each CheckBulkPermissions item)",
         )?;
+        let dispatches = IntCounter::new(
+            "ostiary_dispatches_total",
+            "Nodes (a relation or permission of one object) the engine evaluated for checks",
+        )?;
         let lookup_results = IntCounterVec::new(
             Opts::new(
                 "ostiary_lookup_results_total",
@@ -269,6 +275,7 @@ impl Metrics {
         registry.register(Box::new(handled.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(checks.clone()))?;
+        registry.register(Box::new(dispatches.clone()))?;
         registry.register(Box::new(lookup_results.clone()))?;
         registry.register(Box::new(schema_cache_hits.clone()))?;
         registry.register(Box::new(schema_cache_misses.clone()))?;
@@ -288,6 +295,7 @@ impl Metrics {
             handled,
             in_flight,
             checks,
+            dispatches,
             lookup_results,
             schema_cache_hits,
             schema_cache_misses,

@@ -491,6 +491,7 @@ impl PermissionsService for Permissions {
                 &subject,
                 &context,
             )?;
+            state.record(|metrics| metrics.dispatches.inc_by(result.dispatch_count));
             let (permissionship, partial_caveat_info) = check_permissionship(result.permissionship);
             Ok(pb::CheckPermissionResponse {
                 checked_at: token(snapshot.revision()),
@@ -548,6 +549,14 @@ impl PermissionsService for Permissions {
                     .inc_by(u64::try_from(items.len()).unwrap_or(u64::MAX));
             });
             let results = state.engine.check_bulk(snapshot.as_ref(), &schema, &items);
+            state.record(|metrics| {
+                let dispatches = results
+                    .iter()
+                    .filter_map(|res| res.as_ref().ok())
+                    .map(|result| result.dispatch_count)
+                    .sum();
+                metrics.dispatches.inc_by(dispatches);
+            });
             let pairs = request
                 .items
                 .into_iter()

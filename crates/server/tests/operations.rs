@@ -185,14 +185,35 @@ async fn the_check_cache_answers_repeated_checks_and_is_exported() {
     let no = pb::check_permission_response::Permissionship::NoPermission as i32;
     assert_eq!(answers, [has, has, no, no, has]);
     let text = metrics.render();
-    assert_eq!(sample(&text, "ostiary_check_cache_misses_total"), Some(2.0), "{text}");
-    assert_eq!(sample(&text, "ostiary_check_cache_hits_total"), Some(3.0), "{text}");
-    assert_eq!(sample(&text, "ostiary_check_cache_entries"), Some(2.0), "{text}");
-    assert_eq!(sample(&text, "ostiary_check_cache_capacity_bytes"), Some(1_048_576.0));
+    assert_eq!(
+        sample(&text, "ostiary_check_cache_misses_total"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ostiary_check_cache_hits_total"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ostiary_check_cache_entries"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ostiary_check_cache_capacity_bytes"),
+        Some(1_048_576.0)
+    );
     assert!(sample(&text, "ostiary_check_cache_bytes").is_some_and(|bytes| bytes > 0.0));
+    // Each evaluated check walked `view` and `viewer` of doc:1; cached answers walk nothing.
+    assert_eq!(sample(&text, "ostiary_dispatches_total"), Some(4.0), "{text}");
     // Rendering twice does not double-count.
     let text = metrics.render();
-    assert_eq!(sample(&text, "ostiary_check_cache_hits_total"), Some(3.0), "{text}");
+    assert_eq!(
+        sample(&text, "ostiary_check_cache_hits_total"),
+        Some(3.0),
+        "{text}"
+    );
     // A write makes a new revision: the next check is evaluated again and sees it.
     permissions
         .write_relationships(authed(pb::WriteRelationshipsRequest {

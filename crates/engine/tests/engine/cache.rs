@@ -86,6 +86,32 @@ fn repeated_checks_hit_and_new_revisions_miss() {
     }
     let stats = engine.cache_stats().unwrap();
     assert_eq!((stats.misses, stats.hits, stats.entries), (2, 4, 2));
+    // A cached answer costs no dispatch; an evaluated one reports the nodes it walked.
+    let snapshot = store.head_snapshot(&TenantId::default_tenant()).unwrap();
+    let key: ostiary_types::RelationshipKey = "doc:readme#view@user:alice".parse().unwrap();
+    let cached = engine
+        .check(
+            snapshot.as_ref(),
+            &schema,
+            key.resource(),
+            key.relation(),
+            key.subject(),
+            &Map::new(),
+        )
+        .unwrap();
+    assert_eq!(cached.dispatch_count, 0);
+    let fresh = Engine::default()
+        .check(
+            snapshot.as_ref(),
+            &schema,
+            key.resource(),
+            key.relation(),
+            key.subject(),
+            &Map::new(),
+        )
+        .unwrap();
+    // view, viewer, group:eng#member.
+    assert_eq!(fresh.dispatch_count, 3);
     // A write makes a new revision: the answer is evaluated again and sees it.
     touch(&store, "group:eng#member@user:bob");
     assert_eq!(
@@ -99,7 +125,7 @@ fn repeated_checks_hit_and_new_revisions_miss() {
         check(&clone, &store, &schema, "doc:readme#view@user:bob"),
         Permissionship::Has
     );
-    assert_eq!(engine.cache_stats().unwrap().hits, 5);
+    assert_eq!(engine.cache_stats().unwrap().hits, 6);
     // CheckBulk uses it too.
     let snapshot = store.head_snapshot(&TenantId::default_tenant()).unwrap();
     let item = CheckItem {
@@ -115,7 +141,7 @@ fn repeated_checks_hit_and_new_revisions_miss() {
             .all(|res| res.as_ref().unwrap().permissionship == Permissionship::Has)
     );
     let stats = engine.cache_stats().unwrap();
-    assert_eq!((stats.misses, stats.hits), (4, 6));
+    assert_eq!((stats.misses, stats.hits), (4, 7));
 }
 
 #[test]
