@@ -557,7 +557,10 @@ pub(crate) fn compare_key(
         let expected = match parse_expected_line(line) {
             Ok(expected) => expected,
             Err(message) => {
-                mismatches.push((Some(line.clone()), message));
+                mismatches.push((
+                    Some(line.clone()),
+                    format!("For object and permission/relation `{key}`, {message}"),
+                ));
                 continue;
             }
         };
