@@ -69,8 +69,10 @@ struct ZedCases {
 
 #[derive(Deserialize)]
 struct ZedCase {
+    name: String,
     files: Vec<String>,
     expect_nonzero_exit: bool,
+    expect_stdout: Option<String>,
 }
 
 /// Upstream verdicts (true: passes) of the files single-file cases name, by path relative
@@ -230,4 +232,43 @@ fn schema_examples_all_pass() {
         paths.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn failures_point_at_the_line_zed_reports() {
+    let zed_dir = corpus_dir().join("examples/authzed-zed/internal/cmd");
+    let text = fs::read_to_string(zed_dir.join("validate_test_cases.derived.yaml")).unwrap();
+    let zed: ZedCases = serde_yaml::from_str(&text).unwrap();
+    let mut n_compared = 0;
+    let mut problems = Vec::new();
+    for case in zed.cases {
+        let ([file], true, Some(stdout)) = (
+            case.files.as_slice(),
+            case.expect_nonzero_exit,
+            &case.expect_stdout,
+        ) else {
+            continue;
+        };
+        // zed prints `error: parse error in `...`, line L, column C: ...`.
+        let Some(line) = stdout
+            .split(", line ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|line| line.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let report = ostiary_validate::validate_file(&zed_dir.join(file)).unwrap();
+        let ours = report.failures.first().and_then(|failure| failure.line);
+        if ours != Some(line) {
+            problems.push(format!(
+                "{}: zed reports line {line}, ours {ours:?}",
+                case.name
+            ));
+        }
+        n_compared += 1;
+    }
+    eprintln!("zed cases: {n_compared} failure lines compared");
+    assert!(n_compared >= 12, "only {n_compared} cases compared");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
