@@ -123,8 +123,8 @@ pub struct BulkImportStats {
     pub revision: Revision,
     /// Encoding, sorting and deduplicating the input (before the writer lock).
     pub encode_time: Duration,
-    /// Writing the SST files (forward index with the change log, and reverse index, in
-    /// parallel).
+    /// Writing the SST files (forward index, reverse index and change log, on three
+    /// threads).
     pub write_time: Duration,
     /// Ingesting the files, committing the revision and syncing the WAL.
     pub ingest_time: Duration,
