@@ -16,10 +16,13 @@
 //! * **Writes.** One mutex serializes transactions: a transaction takes revision
 //!   `last + 1`, reads the latest written state (its CREATE checks and preconditions are
 //!   thus atomic with the write), buffers its updates and commits them as one `WriteBatch`
-//!   (both indexes, change record, schema, commit time) written to the WAL without fsync.
-//!   The mutex is then released and the writer waits for durability.
+//!   (both indexes, change record, schema, commit time) appended to RocksDB's in-memory
+//!   WAL buffer (manual WAL flush: no system call) and the memtables. A TOUCH needs no
+//!   before-image and reads nothing. The mutex is then released and the writer waits for
+//!   durability.
 //! * **Group commit.** The first waiter becomes the sync leader: it notes the last written
-//!   revision, fsyncs the WAL once (`FlushWAL(sync)`), marks everything up to that
+//!   revision, writes the WAL buffer out and fsyncs it once (`FlushWAL(sync)`: one write
+//!   and one fsync for the whole group), marks everything up to that
 //!   revision durable and wakes the others; writers that arrived during the fsync share
 //!   the next one. Head (what snapshots, [`Datastore::check_revision`] and Watch see) is
 //!   the durable revision, so nothing is visible before it is acknowledged-durable.
