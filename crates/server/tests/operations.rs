@@ -206,7 +206,11 @@ async fn the_check_cache_answers_repeated_checks_and_is_exported() {
     );
     assert!(sample(&text, "ostiary_check_cache_bytes").is_some_and(|bytes| bytes > 0.0));
     // Each evaluated check walked `view` and `viewer` of doc:1; cached answers walk nothing.
-    assert_eq!(sample(&text, "ostiary_dispatches_total"), Some(4.0), "{text}");
+    assert_eq!(
+        sample(&text, "ostiary_dispatches_total"),
+        Some(4.0),
+        "{text}"
+    );
     // Rendering twice does not double-count.
     let text = metrics.render();
     assert_eq!(
