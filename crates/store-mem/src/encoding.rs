@@ -6,7 +6,7 @@
 //! [`ReadOrder`](ostiary_store::ReadOrder). The encoding of a leading subset of components
 //! is a prefix of every key that has those components.
 
-use ostiary_types::{ObjectId, ObjectType, RelationName, RelationshipKey};
+use ostiary_types::{ObjectId, ObjectType, RelationName, RelationshipKey, SubjectFilter};
 
 /// An encoded key or key prefix.
 pub(crate) type Encoded = Vec<u8>;
@@ -56,6 +56,36 @@ pub(crate) fn object_prefix(object_type: &ObjectType, object_id: Option<&ObjectI
     buffer
 }
 
+/// The components after the resource id that a query fixes, encoded: the relation, then
+/// (with a subject filter) the subject type, then its id, then its exact relation, stopping
+/// at the first one left open. Every key the query matches starts with the resource prefix
+/// followed by these bytes.
+pub(crate) fn query_suffix(
+    relation: Option<&RelationName>,
+    subject: Option<&SubjectFilter>,
+) -> Encoded {
+    let mut buffer = Encoded::new();
+    let Some(relation) = relation else {
+        return buffer;
+    };
+    push(&mut buffer, relation.as_str());
+    let Some(subject) = subject else {
+        return buffer;
+    };
+    push(&mut buffer, subject.subject_type.as_str());
+    let Some(subject_id) = &subject.optional_subject_id else {
+        return buffer;
+    };
+    push(&mut buffer, subject_id.as_str());
+    if let Some(relation_filter) = &subject.optional_relation {
+        push(
+            &mut buffer,
+            relation_text(relation_filter.relation.as_ref()),
+        );
+    }
+    buffer
+}
+
 #[cfg(test)]
 mod tests {
     use ostiary_store::ReadOrder;
@@ -89,6 +119,58 @@ mod tests {
                     ReadOrder::Subject.compare(left, right),
                     "{left} vs {right}"
                 );
+            }
+        }
+        // A query's narrowed prefix starts exactly the keys it matches.
+        for key in &keys {
+            let relation_filter = |relation: Option<&RelationName>| {
+                Some(ostiary_types::RelationFilter {
+                    relation: relation.cloned(),
+                })
+            };
+            let filters = [
+                None,
+                Some(SubjectFilter {
+                    subject_type: key.subject().object_type().clone(),
+                    optional_subject_id: None,
+                    optional_relation: None,
+                }),
+                Some(SubjectFilter {
+                    subject_type: key.subject().object_type().clone(),
+                    optional_subject_id: Some(key.subject().object_id().clone()),
+                    optional_relation: None,
+                }),
+                Some(SubjectFilter {
+                    subject_type: key.subject().object_type().clone(),
+                    optional_subject_id: Some(key.subject().object_id().clone()),
+                    optional_relation: relation_filter(key.subject().relation()),
+                }),
+            ];
+            for filter in &filters {
+                let mut prefix = object_prefix(
+                    key.resource().object_type(),
+                    Some(key.resource().object_id()),
+                );
+                prefix.extend_from_slice(&query_suffix(Some(key.relation()), filter.as_ref()));
+                for other in &keys {
+                    let matches = other.resource() == key.resource()
+                        && other.relation() == key.relation()
+                        && filter.as_ref().is_none_or(|filter| {
+                            filter.subject_type == *other.subject().object_type()
+                                && filter
+                                    .optional_subject_id
+                                    .as_ref()
+                                    .is_none_or(|id| id == other.subject().object_id())
+                                && filter.optional_relation.as_ref().is_none_or(|rel| {
+                                    rel.relation.as_ref() == other.subject().relation()
+                                })
+                        });
+                    assert_eq!(
+                        forward(other).starts_with(&prefix),
+                        matches,
+                        "{other} under {key} with {filter:?}"
+                    );
+                }
             }
         }
         let key = &keys[0];

@@ -159,10 +159,18 @@ impl TenantState {
         let mut prefixes: Vec<Encoded> = if query.resource_ids.is_empty() {
             vec![encoding::object_prefix(query.resource_type, None)]
         } else {
+            // Narrow each id's prefix as far as the query fixes the key's next components
+            // (relation, subject type, subject id, subject relation), so a check of one
+            // subject in a large userset is a point read, not a scan of the userset.
+            let suffix = encoding::query_suffix(query.relation, query.subject);
             query
                 .resource_ids
                 .iter()
-                .map(|id| encoding::object_prefix(query.resource_type, Some(id)))
+                .map(|id| {
+                    let mut prefix = encoding::object_prefix(query.resource_type, Some(id));
+                    prefix.extend_from_slice(&suffix);
+                    prefix
+                })
                 .collect()
         };
         prefixes.sort();
