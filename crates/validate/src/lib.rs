@@ -31,10 +31,12 @@ mod expected;
 mod file;
 mod fixture;
 mod lines;
+mod openfga;
 
 use std::path::Path;
 
 pub use expected::{ExpectedSubject, parse_expected_line};
+pub use openfga::{OpenFgaError, OpenFgaTranslation, openfga_to_zed, translate_openfga};
 
 /// Input that cannot be validated at all (as opposed to a validation that fails).
 #[derive(Debug, thiserror::Error)]
