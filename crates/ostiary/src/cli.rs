@@ -165,6 +165,12 @@ pub(crate) enum SchemaCommand {
     /// Files with syntax errors are left alone and reported. Exits with 1 when any file could
     /// not be formatted, or (with `--check`) when any file is not formatted.
     Fmt(FmtArgs),
+    /// Translate an OpenFGA model (DSL, schema 1.1) into a SpiceDB schema on standard output.
+    ///
+    /// Relations with both direct types and rewrites are split into `<name>_direct` and a
+    /// permission `<name>`; conditions become caveats. Exits with 1 and a `FILE:LINE:COLUMN`
+    /// diagnostic when the model does not parse or uses a construct SpiceDB lacks.
+    FromOpenfga(FromOpenFgaArgs),
 }
 
 /// Arguments of `ostiary schema check`.
@@ -193,6 +199,14 @@ pub(crate) struct FmtArgs {
     /// When to colour the diagnostics.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub(crate) color: ColorChoice,
+}
+
+/// Arguments of `ostiary schema from-openfga`.
+#[derive(Debug, Args)]
+pub(crate) struct FromOpenFgaArgs {
+    /// The OpenFGA model file (`-` reads standard input).
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
 }
 
 /// Arguments of `ostiary validate`.

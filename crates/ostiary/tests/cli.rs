@@ -289,3 +289,39 @@ fn schema_examples_all_check() {
     let out = ostiary(&args, None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn from_openfga_prints_the_translated_schema() {
+    let dir = temp_dir("from-openfga");
+    let path = write(
+        &dir,
+        "model.fga",
+        "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define editor: [user with small]\n    define viewer: [user] or editor\ncondition small(x: int) {\n  x < 10\n}\n",
+    );
+    let out = ostiary(&["schema", "from-openfga", path.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let zed = text(&out.stdout);
+    assert!(zed.contains("caveat small(x int)"), "{zed}");
+    assert!(zed.contains("relation viewer_direct: user"), "{zed}");
+    assert!(
+        zed.contains("permission viewer = viewer_direct + editor"),
+        "{zed}"
+    );
+    let checked = ostiary(&["schema", "check", "-"], Some(&zed));
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+}
+
+#[test]
+fn from_openfga_rejects_untranslatable_models_with_a_location() {
+    let out = ostiary(
+        &["schema", "from-openfga", "-"],
+        Some("model\n  schema 1.1\nmodule core\ntype user\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("<stdin>:3:1: cannot translate `module core`"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -1,5 +1,5 @@
-//! `ostiary schema check` and `ostiary schema fmt`: validate schema files and rewrite them in
-//! canonical form.
+//! `ostiary schema check`, `ostiary schema fmt` and `ostiary schema from-openfga`: validate
+//! schema files, rewrite them in canonical form, and translate OpenFGA models.
 
 use std::collections::HashSet;
 use std::io::{IsTerminal as _, Read as _, Write as _};
@@ -12,7 +12,7 @@ use ostiary_schema::compile::{CompileOptions, compile_parsed};
 use ostiary_schema::{Diagnostic, SourceFile, ast, parse, printer};
 use serde::Serialize;
 
-use crate::cli::{CheckArgs, ColorChoice, FmtArgs, SchemaCommand};
+use crate::cli::{CheckArgs, ColorChoice, FmtArgs, FromOpenFgaArgs, SchemaCommand};
 
 /// The name diagnostics use for standard input.
 const STDIN_NAME: &str = "<stdin>";
@@ -22,6 +22,7 @@ pub(crate) fn run(command: SchemaCommand) -> anyhow::Result<ExitCode> {
     match command {
         SchemaCommand::Check(args) => check(&args),
         SchemaCommand::Fmt(args) => fmt(&args),
+        SchemaCommand::FromOpenfga(args) => from_openfga(&args),
     }
 }
 
@@ -257,6 +258,24 @@ impl<'a> From<&'a Diagnostic> for JsonDiagnostic<'a> {
             help: diag.help.as_deref(),
         }
     }
+}
+
+/// Prints the SpiceDB translation of an OpenFGA model, in canonical form when it parses.
+fn from_openfga(args: &FromOpenFgaArgs) -> anyhow::Result<ExitCode> {
+    let input = read_input(&args.file)?;
+    let zed = match ostiary_validate::openfga_to_zed(input.file.text()) {
+        Ok(zed) => zed,
+        Err(err) => {
+            writeln!(std::io::stderr().lock(), "{}:{err}", input.file.name())?;
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let translated = SourceFile::new(input.file.name(), zed.clone());
+    let text = printer::format(&translated).unwrap_or(zed);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fmt(args: &FmtArgs) -> anyhow::Result<ExitCode> {
