@@ -173,6 +173,7 @@ struct RelationDef {
 #[derive(Debug)]
 struct Condition {
     name: String,
+    pos: Pos,
     params: Vec<(String, String)>,
     body: String,
 }
@@ -358,6 +359,7 @@ fn parse_condition(text: &str, pos: Pos) -> Result<Condition, OpenFgaError> {
     }
     Ok(Condition {
         name: head.trim().to_owned(),
+        pos,
         params,
         body,
     })
@@ -702,7 +704,7 @@ fn emit(model: &Model) -> Result<OpenFgaTranslation, OpenFgaError> {
         .collect();
     let mut schema = String::new();
     for condition in &model.conditions {
-        let pos = Pos { line: 1, column: 1 };
+        let pos = condition.pos;
         let mut params = Vec::new();
         for (name, param_type) in &condition.params {
             params.push(format!("{name} {}", caveat_type(param_type, pos)?));
@@ -976,5 +978,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("cannot be mixed"), "{err}");
+        let err = openfga_to_zed(
+            "model\n  schema 1.1\ntype user\ncondition odd(x: float) {\n  x > 1.0\n}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "4:1: cannot translate `float`: SpiceDB caveats have no such parameter type"
+        );
     }
 }
