@@ -30,6 +30,19 @@ pub(crate) enum Command {
     /// `assertions`, `validation`) or a `.zed` schema on its own. Exits with 0 when every file
     /// passes, 1 when any fails, and 2 when a file cannot be read or is not a validation file.
     Validate(ValidateArgs),
+    /// Check a permission on a running server: prints `true`, `false` or `caveated`.
+    Check(Box<crate::cmd::client::CheckArgs>),
+    /// Create, touch, delete or read relationships on a running server.
+    #[command(subcommand)]
+    Rel(crate::cmd::client::RelCommand),
+    /// List the resources of a type a subject has a permission on.
+    LookupResources(Box<crate::cmd::client::LookupResourcesArgs>),
+    /// List the subjects of a type that have a permission on a resource.
+    LookupSubjects(Box<crate::cmd::client::LookupSubjectsArgs>),
+    /// Print the tree of subjects a permission expands to, indented.
+    Expand(Box<crate::cmd::client::ExpandArgs>),
+    /// Follow relationship changes on a running server, one line each.
+    Watch(Box<crate::cmd::client::WatchArgs>),
 }
 
 /// Arguments of `ostiary serve`. Every flag can also come from the environment
@@ -171,6 +184,12 @@ pub(crate) enum SchemaCommand {
     /// permission `<name>`; conditions become caveats. Exits with 1 and a `FILE:LINE:COLUMN`
     /// diagnostic when the model does not parse or uses a construct SpiceDB lacks.
     FromOpenfga(FromOpenFgaArgs),
+    /// Print the schema of a running server.
+    Read(crate::cmd::client::SchemaReadArgs),
+    /// Write a schema file to a running server.
+    Write(crate::cmd::client::SchemaWriteArgs),
+    /// List the differences between a running server's schema and a schema file.
+    Diff(crate::cmd::client::SchemaDiffArgs),
 }
 
 /// Arguments of `ostiary schema check`.

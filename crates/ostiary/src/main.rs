@@ -15,6 +15,12 @@ fn main() -> ExitCode {
         Command::Schema(command) => cmd::schema::run(command),
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Validate(args) => cmd::validate::run(&args),
+        Command::Check(args) => cmd::client::check(*args),
+        Command::Rel(command) => cmd::client::rel(command),
+        Command::LookupResources(args) => cmd::client::lookup_resources(*args),
+        Command::LookupSubjects(args) => cmd::client::lookup_subjects(*args),
+        Command::Expand(args) => cmd::client::expand(*args),
+        Command::Watch(args) => cmd::client::watch(*args),
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,9 @@ pub(crate) fn run(command: SchemaCommand) -> anyhow::Result<ExitCode> {
         SchemaCommand::Check(args) => check(&args),
         SchemaCommand::Fmt(args) => fmt(&args),
         SchemaCommand::FromOpenfga(args) => from_openfga(&args),
+        SchemaCommand::Read(args) => crate::cmd::client::schema_read(args),
+        SchemaCommand::Write(args) => crate::cmd::client::schema_write(args),
+        SchemaCommand::Diff(args) => crate::cmd::client::schema_diff(args),
     }
 }
 
