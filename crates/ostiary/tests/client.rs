@@ -42,7 +42,10 @@ fn command() -> Command {
             command.env_remove(&name);
         }
     }
-    command.env("NO_COLOR", "1");
+    // No client configuration file from the user's home either.
+    command
+        .env("NO_COLOR", "1")
+        .env("OSTIARY_CLIENT_CONFIG", "/nonexistent/ostiary-client.toml");
     command
 }
 
@@ -369,6 +372,58 @@ fn client_commands_against_a_server() {
         "false"
     );
     assert!(!ok(&server, &["rel", "read", "document:readme", "banned"], None).contains("dave"));
+}
+
+#[test]
+fn profiles_of_the_client_configuration_file_supply_endpoint_and_token() {
+    let server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    write_schema(&server, dir.path());
+    let config = dir.path().join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default-profile = \"wrong\"\n\n\
+             [profiles.wrong]\nendpoint = \"{}\"\ntoken = \"not-the-key\"\ninsecure = true\n\n\
+             [profiles.test]\nendpoint = \"{}\"\ntoken = \"{KEY}\"\ninsecure = true\n",
+            server.addr, server.addr
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        command()
+            .args(args)
+            .env("OSTIARY_CLIENT_CONFIG", &config)
+            .output()
+            .unwrap()
+    };
+    let good = run(&[
+        "check",
+        "document:readme",
+        "view",
+        "user:alice",
+        "--profile",
+        "test",
+    ]);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&good.stdout).trim(), "false");
+
+    // The default profile has the wrong key: the server refuses.
+    let refused = run(&["schema", "read"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"));
+    // A flag wins over the profile.
+    let flagged = run(&["schema", "read", "--token", KEY]);
+    assert!(flagged.status.success());
+    assert!(String::from_utf8_lossy(&flagged.stdout).contains("definition document"));
+
+    let missing = run(&["schema", "read", "--profile", "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("profile `nope` not found"));
 }
 
 #[test]

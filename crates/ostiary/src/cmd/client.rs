@@ -31,17 +31,19 @@ pub(crate) use commands::{
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The endpoint used when neither a flag, the environment nor a profile names one.
+const DEFAULT_ENDPOINT: &str = "127.0.0.1:50051";
+
 /// Where the server is and how to authenticate: flags shared by every client command.
+///
+/// Each setting comes from its flag, else its environment variable, else the selected profile
+/// of the client configuration file (see [`Profile`]), else the default.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnectionArgs {
-    /// The server's gRPC address (`host:port`, or a `http://` / `https://` URL).
-    #[arg(
-        long,
-        env = "OSTIARY_ENDPOINT",
-        default_value = "127.0.0.1:50051",
-        value_name = "ADDR"
-    )]
-    pub(crate) endpoint: String,
+    /// The server's gRPC address (`host:port`, or a `http://` / `https://` URL)
+    /// [default: 127.0.0.1:50051].
+    #[arg(long, env = "OSTIARY_ENDPOINT", value_name = "ADDR")]
+    pub(crate) endpoint: Option<String>,
     /// The preshared key, sent as `authorization: Bearer <token>`.
     #[arg(
         long,
@@ -57,9 +59,86 @@ pub(crate) struct ConnectionArgs {
     /// `--insecure` is given).
     #[arg(long, env = "OSTIARY_CA_PATH", value_name = "FILE")]
     pub(crate) ca_path: Option<PathBuf>,
+    /// A profile of the client configuration file (`$OSTIARY_CLIENT_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/ostiary/client.toml` or `~/.config/ostiary/client.toml`)
+    /// [default: the file's `default-profile`].
+    #[arg(long, env = "OSTIARY_PROFILE", value_name = "NAME")]
+    pub(crate) profile: Option<String>,
     /// Print JSON instead of human-readable text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The client configuration file: named connection profiles.
+///
+/// ```toml
+/// default-profile = "local"
+///
+/// [profiles.local]
+/// endpoint = "127.0.0.1:50051"
+/// token = "secret"
+/// insecure = true
+/// ```
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ClientConfig {
+    /// The profile used when `--profile` is not given.
+    default_profile: Option<String>,
+    /// The profiles by name.
+    #[serde(default)]
+    profiles: std::collections::BTreeMap<String, Profile>,
+}
+
+/// One connection profile: the same settings as the flags.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) struct Profile {
+    endpoint: Option<String>,
+    token: Option<String>,
+    insecure: Option<bool>,
+    ca_path: Option<PathBuf>,
+}
+
+/// Where the client configuration file is, if anywhere.
+fn config_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("OSTIARY_CLIENT_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(base.join("ostiary").join("client.toml"))
+}
+
+/// Loads the selected profile: `name` (which must exist), else the file's default profile,
+/// else none. A missing file is only an error when a profile was asked for.
+fn load_profile(name: Option<&str>) -> anyhow::Result<Profile> {
+    let path = config_path();
+    let text = match &path {
+        Some(path) if path.exists() => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?,
+        _ => {
+            if let Some(name) = name {
+                bail!("profile `{name}` not found: there is no client configuration file");
+            }
+            return Ok(Profile::default());
+        }
+    };
+    let shown = path
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let config: ClientConfig = toml::from_str(&text)
+        .with_context(|| format!("invalid client configuration file `{shown}`"))?;
+    let Some(name) = name.or(config.default_profile.as_deref()) else {
+        return Ok(Profile::default());
+    };
+    config
+        .profiles
+        .get(name)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("profile `{name}` not found in `{shown}`"))
 }
 
 /// Adds `authorization: Bearer <token>` to every request when a token was given.
@@ -93,20 +172,29 @@ pub(crate) struct Clients {
 impl ConnectionArgs {
     /// Connects to the server (bounded by [`CONNECT_TIMEOUT`]).
     pub(crate) async fn connect(&self) -> anyhow::Result<Clients> {
-        let has_scheme = self.endpoint.contains("://");
-        let tls = !self.insecure && !self.endpoint.starts_with("http://");
+        let profile = load_profile(self.profile.as_deref())?;
+        let address = self
+            .endpoint
+            .clone()
+            .or(profile.endpoint)
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let insecure = self.insecure || profile.insecure.unwrap_or(false);
+        let ca_path = self.ca_path.clone().or(profile.ca_path);
+        let token = self.token.clone().or(profile.token);
+        let has_scheme = address.contains("://");
+        let tls = !insecure && !address.starts_with("http://");
         let url = if has_scheme {
-            self.endpoint.clone()
+            address.clone()
         } else if tls {
-            format!("https://{}", self.endpoint)
+            format!("https://{address}")
         } else {
-            format!("http://{}", self.endpoint)
+            format!("http://{address}")
         };
         let mut endpoint = Endpoint::from_shared(url)
-            .with_context(|| format!("`{}` is not a valid endpoint", self.endpoint))?
+            .with_context(|| format!("`{address}` is not a valid endpoint"))?
             .connect_timeout(CONNECT_TIMEOUT);
         if tls {
-            let Some(ca_path) = &self.ca_path else {
+            let Some(ca_path) = &ca_path else {
                 bail!(
                     "TLS needs a CA certificate: pass `--ca-path FILE`, or `--insecure` for a plaintext server"
                 );
@@ -120,8 +208,8 @@ impl ConnectionArgs {
         let channel = endpoint
             .connect()
             .await
-            .with_context(|| format!("cannot connect to `{}`", self.endpoint))?;
-        let bearer = match &self.token {
+            .with_context(|| format!("cannot connect to `{address}`"))?;
+        let bearer = match &token {
             Some(token) => Some(
                 format!("Bearer {token}")
                     .parse()
@@ -380,6 +468,19 @@ mod tests {
         let expiring = "document:a#viewer@group:eng#member[expiration:2030-01-01T00:00:00Z]";
         let rel = parse_relationship(expiring).unwrap();
         assert_eq!(relationship_text(&relationship_to_pb(&rel)), expiring);
+    }
+
+    #[test]
+    fn client_config_parses_profiles() {
+        let config: ClientConfig = toml::from_str(
+            "default-profile = \"local\"\n[profiles.local]\nendpoint = \"h:1\"\ninsecure = true\n",
+        )
+        .unwrap();
+        assert_eq!(config.default_profile.as_deref(), Some("local"));
+        let local = &config.profiles["local"];
+        assert_eq!(local.endpoint.as_deref(), Some("h:1"));
+        assert_eq!(local.insecure, Some(true));
+        assert!(toml::from_str::<ClientConfig>("[profiles.x]\nport = 1\n").is_err());
     }
 
     #[test]
