@@ -30,6 +30,18 @@ pub(crate) enum Command {
     /// `assertions`, `validation`) or a `.zed` schema on its own. Exits with 0 when every file
     /// passes, 1 when any fails, and 2 when a file cannot be read or is not a validation file.
     Validate(ValidateArgs),
+    /// Copy a server's schema and relationships into a file (JSON lines with a checksum).
+    ///
+    /// The file holds a header (format, version, schema, revision), one line per
+    /// relationship, checkpoint lines for `--resume`, and a trailer with the count and
+    /// SHA-256 of the relationship lines. Everything is read at one revision.
+    Export(crate::cmd::transfer::ExportArgs),
+    /// Load a file written by `ostiary export` into a server: its schema, then its
+    /// relationships.
+    ///
+    /// The whole file is checked (format, every line, count and SHA-256) before anything is
+    /// written. `--resume` continues an interrupted import.
+    Import(crate::cmd::transfer::ImportArgs),
     /// Check a permission on a running server: prints `true`, `false` or `caveated`.
     Check(Box<crate::cmd::client::CheckArgs>),
     /// Create, touch, delete or read relationships on a running server.

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         Command::Schema(command) => cmd::schema::run(command),
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Validate(args) => cmd::validate::run(&args),
+        Command::Export(args) => cmd::transfer::run_export(&args),
+        Command::Import(args) => cmd::transfer::run_import(&args),
         Command::Check(args) => cmd::client::check(*args),
         Command::Rel(command) => cmd::client::rel(command),
         Command::LookupResources(args) => cmd::client::lookup_resources(*args),
