@@ -10,7 +10,10 @@ use ostiary_proto::authzed::api::v1::schema_service_server::SchemaService;
 use ostiary_schema::CompiledSchema;
 use ostiary_schema::ir::AllowedSubject;
 use ostiary_store::{DatastoreExt, Page, WriteTxn};
-use ostiary_types::{ObjectType, RelationFilter, RelationName, RelationshipFilter, SubjectFilter};
+use ostiary_types::{
+    ObjectType, RelationFilter, RelationName, Relationship, RelationshipFilter, RelationshipKey,
+    SubjectFilter,
+};
 use tonic::{Request, Response, Status};
 
 use crate::permissions::{open_snapshot, token};
@@ -33,9 +36,43 @@ impl Schemas {
 
 /// Reports whether any live relationship matches `filter` in the transaction's view.
 fn any_match(txn: &mut dyn WriteTxn, filter: &RelationshipFilter) -> Result<bool, ApiError> {
-    let mut out = Vec::new();
-    txn.read_filtered(filter, Page::first(1), &mut out)?;
-    Ok(!out.is_empty())
+    Ok(first_match(txn, filter, |_| true)?.is_some())
+}
+
+/// The first relationship `filter` selects that also satisfies `keep`, read in pages.
+fn first_match(
+    txn: &mut dyn WriteTxn,
+    filter: &RelationshipFilter,
+    keep: impl Fn(&Relationship) -> bool,
+) -> Result<Option<Relationship>, ApiError> {
+    const PAGE: usize = 1000;
+    let mut out = Vec::with_capacity(PAGE);
+    let mut after: Option<RelationshipKey> = None;
+    loop {
+        out.clear();
+        let page = match &after {
+            Some(key) => Page::after(key, Some(PAGE)),
+            None => Page::first(PAGE),
+        };
+        txn.read_filtered(filter, page, &mut out)?;
+        if let Some(found) = out.iter().find(|rel| keep(rel)) {
+            return Ok(Some(found.clone()));
+        }
+        match out.last() {
+            Some(last) if out.len() == PAGE => after = Some(last.key().clone()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// The caveat name of an allowed type, if it has one.
+fn caveat_name<'s>(
+    schema: &'s CompiledSchema,
+    allowed: &ostiary_schema::ir::AllowedSubjectType,
+) -> Option<&'s str> {
+    allowed
+        .caveat
+        .map(|caveat| schema.caveat(caveat).name.as_str())
 }
 
 /// Refuses a schema change that would leave stored relationships without a definition, a
@@ -90,9 +127,13 @@ fn check_orphans(
                 continue;
             };
             for allowed in relation.allowed_types() {
+                // `user`, `user with cav` and `user with expiration` are distinct allowed
+                // types, as in SpiceDB: each admits its own relationships.
                 let still_allowed = new_relation.allowed_types().iter().any(|candidate| {
                     candidate.definition_name == allowed.definition_name
                         && same_subject(old, new, allowed, candidate)
+                        && caveat_name(old, allowed) == caveat_name(new, candidate)
+                        && allowed.expiration == candidate.expiration
                 });
                 if still_allowed {
                     continue;
@@ -117,12 +158,33 @@ fn check_orphans(
                     }),
                     ..relation_filter.clone()
                 };
-                if any_match(txn, &filter)? {
+                let caveat = caveat_name(old, allowed);
+                let of_this_type = |rel: &Relationship| {
+                    rel.caveat().map(|caveat| caveat.name().as_str()) == caveat
+                        && rel.expiration().is_some() == allowed.expiration
+                };
+                if let Some(rel) = first_match(txn, &filter, of_this_type)? {
+                    let mut type_text = allowed.definition_name.clone();
+                    match allowed.subject {
+                        AllowedSubject::Wildcard => type_text.push_str(":*"),
+                        AllowedSubject::Relation(id) => {
+                            type_text.push('#');
+                            type_text.push_str(&old.relation(allowed.definition, id).name);
+                        }
+                        AllowedSubject::Ellipsis => {}
+                    }
+                    let traits: Vec<&str> = caveat
+                        .into_iter()
+                        .chain(allowed.expiration.then_some("expiration"))
+                        .collect();
+                    if !traits.is_empty() {
+                        type_text = format!("{type_text} with {}", traits.join(" and "));
+                    }
                     return Err(ApiError::precondition(
                         ErrorReason::SchemaTypeError,
                         format!(
-                            "cannot remove allowed type `{}` from relation `{}` in object definition `{}`: relationships still exist for it",
-                            allowed.definition_name, relation.name, definition.name
+                            "cannot remove allowed type `{type_text}` from relation `{}` in object definition `{}`, as a relationship exists with it: {rel}",
+                            relation.name, definition.name
                         ),
                     ));
                 }
@@ -132,8 +194,8 @@ fn check_orphans(
     Ok(())
 }
 
-/// Reports whether two allowed types admit the same kind of subject (caveats and expiration
-/// aside, which do not orphan data).
+/// Reports whether two allowed types admit the same kind of subject (plain, wildcard, or the
+/// same subject relation); caveat and expiration are compared by the caller.
 fn same_subject(
     old: &CompiledSchema,
     new: &CompiledSchema,

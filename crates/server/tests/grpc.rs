@@ -1108,3 +1108,75 @@ async fn an_empty_schema_clears_the_schema_once_no_relationship_needs_it() {
         .unwrap();
     server.stop().await;
 }
+
+/// `user`, `user with cav` and `user with expiration` are distinct allowed types: dropping
+/// one while relationships of it exist is refused (naming one), as SpiceDB refuses it.
+#[tokio::test]
+async fn schema_changes_keep_caveated_and_expiring_relationships_typed() {
+    let server = TestServer::start().await;
+    let schema = |viewer: &str| {
+        format!(
+            "use expiration\n\ncaveat cav(n int) {{\n  n > 0\n}}\n\ndefinition user {{}}\n\n\
+             definition doc {{\n  relation viewer: {viewer}\n  permission view = viewer\n}}\n"
+        )
+    };
+    let write_schema_text = |text: String| async {
+        server
+            .schema()
+            .write_schema(authed(pb::WriteSchemaRequest { schema: text }))
+            .await
+    };
+    write_schema_text(schema("user | user with cav | user with expiration"))
+        .await
+        .unwrap();
+    let mut expiring = rel("doc:1#viewer@user:alice");
+    expiring.optional_expires_at = Some(prost_types::Timestamp {
+        seconds: 1_893_456_000,
+        nanos: 0,
+    });
+    let mut caveated = rel("doc:1#viewer@user:bob");
+    caveated.optional_caveat = Some(pb::ContextualizedCaveat {
+        caveat_name: "cav".into(),
+        context: None,
+    });
+    let plain = rel("doc:1#viewer@user:carol");
+    let updates = [expiring, caveated, plain]
+        .into_iter()
+        .map(|relationship| pb::RelationshipUpdate {
+            operation: pb::relationship_update::Operation::Touch as i32,
+            relationship: Some(relationship),
+        })
+        .collect();
+    write(&server, updates).await.unwrap();
+    for (viewer, removed, witness) in [
+        ("user | user with cav", "user with expiration", "user:alice"),
+        ("user | user with expiration", "user with cav", "user:bob"),
+        (
+            "user with cav | user with expiration",
+            "`user`",
+            "user:carol",
+        ),
+    ] {
+        let err = write_schema_text(schema(viewer)).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        assert!(
+            err.message().contains(removed) && err.message().contains(witness),
+            "{viewer}: {}",
+            err.message()
+        );
+    }
+    // Dropping a type no relationship uses is fine.
+    write(
+        &server,
+        vec![update(
+            pb::relationship_update::Operation::Delete,
+            "doc:1#viewer@user:bob",
+        )],
+    )
+    .await
+    .unwrap();
+    write_schema_text(schema("user | user with expiration"))
+        .await
+        .unwrap();
+    server.stop().await;
+}
