@@ -43,13 +43,14 @@ use std::collections::HashMap;
 use ostiary_schema::ir::{
     AllowedSubject, ArrowFunction, DefinitionId, RelationId, Rewrite, TupleToUserset,
 };
-use ostiary_store::{Page, ResourceQuery, Snapshot};
+use ostiary_store::Snapshot;
 use ostiary_types::{
     ObjectId, ObjectRef, RelationFilter, RelationName, Relationship, SubjectFilter, SubjectRef,
 };
 use serde_json::{Map, Value as Json};
 
 use crate::caveat::{CaveatEvaluator, Tri};
+use crate::rows::RowPool;
 use crate::{EngineError, EngineSchema};
 
 /// A memo key: definition, relation, object id.
@@ -161,7 +162,7 @@ pub(crate) struct Checker<'a> {
     hint: Option<CheckHint>,
     /// The shallowest in-progress depth a cut-off was taken at in the current frame.
     low: usize,
-    buffers: Vec<Vec<Relationship>>,
+    rows: RowPool,
 }
 
 impl<'a> Checker<'a> {
@@ -187,7 +188,7 @@ impl<'a> Checker<'a> {
             dispatches: 0,
             hint: None,
             low: usize::MAX,
-            buffers: Vec::new(),
+            rows: RowPool::default(),
         }
     }
 
@@ -343,22 +344,12 @@ impl<'a> Checker<'a> {
         id: &ObjectId,
         filter: Option<&SubjectFilter>,
     ) -> Result<Vec<Relationship>, EngineError> {
-        let mut buffer = self.buffers.pop().unwrap_or_default();
-        let schema = self.schema;
-        let query = ResourceQuery {
-            resource_type: schema.object_type(def),
-            resource_ids: std::slice::from_ref(id),
-            relation: Some(schema.relation_name(def, rel)),
-            subject: filter,
-        };
-        self.snapshot
-            .read_resources(&query, Page::ALL, &mut buffer)?;
-        Ok(buffer)
+        self.rows
+            .read(self.snapshot, self.schema, (def, rel, id), filter)
     }
 
-    fn recycle(&mut self, mut buffer: Vec<Relationship>) {
-        buffer.clear();
-        self.buffers.push(buffer);
+    fn recycle(&mut self, buffer: Vec<Relationship>) {
+        self.rows.recycle(buffer);
     }
 
     /// ORs the caveats of the rows (the rows name the subject or its wildcard).

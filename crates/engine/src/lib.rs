@@ -39,6 +39,7 @@ mod error;
 mod expand;
 mod lookup;
 mod lookup_subjects;
+mod rows;
 mod schema;
 mod subjects;
 
@@ -212,22 +213,11 @@ impl Engine {
         let (def, rel) = resolve_resource(schema, resource, permission)?;
         let subject = CheckSubject::resolve(schema, subject)?;
         let cached = self.cache_key(snapshot, schema, (def, rel, resource), &subject, context);
-        if let Some((cache, key)) = &cached
-            && let Some(permissionship) = cache.get(key)
-        {
-            return Ok(CheckResult {
-                permissionship,
-                dispatch_count: 0,
-            });
-        }
-        let mut checker = Checker::new(snapshot, schema, subject, context, self.config.max_depth);
-        let permissionship: Permissionship = checker.check(def, rel, resource.object_id())?.into();
-        if let Some((cache, key)) = cached {
-            cache.insert(key, permissionship.clone());
-        }
-        Ok(CheckResult {
-            permissionship,
-            dispatch_count: checker.dispatches(),
+        answer(cached, || {
+            let mut checker =
+                Checker::new(snapshot, schema, subject, context, self.config.max_depth);
+            let value = checker.check(def, rel, resource.object_id())?;
+            Ok((value, checker.dispatches()))
         })
     }
 
@@ -284,23 +274,10 @@ impl Engine {
                             checker.subject(),
                             &item.context,
                         );
-                        if let Some((cache, key)) = &cached
-                            && let Some(permissionship) = cache.get(key)
-                        {
-                            return Ok(CheckResult {
-                                permissionship,
-                                dispatch_count: 0,
-                            });
-                        }
-                        let before = checker.dispatches();
-                        let permissionship: Permissionship =
-                            checker.check(def, rel, item.resource.object_id())?.into();
-                        if let Some((cache, key)) = cached {
-                            cache.insert(key, permissionship.clone());
-                        }
-                        Ok(CheckResult {
-                            permissionship,
-                            dispatch_count: checker.dispatches() - before,
+                        answer(cached, || {
+                            let before = checker.dispatches();
+                            let value = checker.check(def, rel, item.resource.object_id())?;
+                            Ok((value, checker.dispatches() - before))
                         })
                     },
                 );
@@ -312,6 +289,31 @@ impl Engine {
             .map(|res| res.unwrap_or_else(|| Err(EngineError::Internal("unanswered item".into()))))
             .collect()
     }
+}
+
+/// A check's answer from the cache, or from `evaluate` (value and dispatches), which is then
+/// cached; `cached` is `None` when the answer may not be cached.
+fn answer(
+    cached: Option<(&CheckCache, CacheKey)>,
+    evaluate: impl FnOnce() -> Result<(Tri, u64), EngineError>,
+) -> Result<CheckResult, EngineError> {
+    if let Some((cache, key)) = &cached
+        && let Some(permissionship) = cache.get(key)
+    {
+        return Ok(CheckResult {
+            permissionship,
+            dispatch_count: 0,
+        });
+    }
+    let (value, dispatch_count) = evaluate()?;
+    let permissionship: Permissionship = value.into();
+    if let Some((cache, key)) = cached {
+        cache.insert(key, permissionship.clone());
+    }
+    Ok(CheckResult {
+        permissionship,
+        dispatch_count,
+    })
 }
 
 impl Engine {

@@ -30,12 +30,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use ostiary_schema::ir::{ArrowFunction, DefinitionId, RelationId, Rewrite, TupleToUserset};
-use ostiary_store::{Page, ResourceQuery, Snapshot};
+use ostiary_store::Snapshot;
 use ostiary_types::{ObjectId, ObjectRef, ObjectType, RelationName, Relationship};
 use serde_json::{Map, Value as Json};
 
 use crate::caveat::{CaveatEvaluator, Tri};
 use crate::check::resolve_resource;
+use crate::rows::RowPool;
 use crate::subjects::{SubjectSet, Wildcard};
 use crate::{EngineError, EngineSchema, Permissionship};
 
@@ -76,7 +77,7 @@ pub(crate) struct SubjectLookup<'a> {
     in_progress: HashMap<NodeKey, usize>,
     depth: usize,
     low: usize,
-    buffers: Vec<Vec<Relationship>>,
+    rows: RowPool,
 }
 
 impl<'a> SubjectLookup<'a> {
@@ -97,7 +98,7 @@ impl<'a> SubjectLookup<'a> {
             in_progress: HashMap::new(),
             depth: 0,
             low: usize::MAX,
-            buffers: Vec::new(),
+            rows: RowPool::default(),
         }
     }
 
@@ -167,22 +168,12 @@ impl<'a> SubjectLookup<'a> {
         rel: RelationId,
         id: &ObjectId,
     ) -> Result<Vec<Relationship>, EngineError> {
-        let mut buffer = self.buffers.pop().unwrap_or_default();
-        let schema = self.schema;
-        let query = ResourceQuery {
-            resource_type: schema.object_type(def),
-            resource_ids: std::slice::from_ref(id),
-            relation: Some(schema.relation_name(def, rel)),
-            subject: None,
-        };
-        self.snapshot
-            .read_resources(&query, Page::ALL, &mut buffer)?;
-        Ok(buffer)
+        self.rows
+            .read(self.snapshot, self.schema, (def, rel, id), None)
     }
 
-    fn recycle(&mut self, mut buffer: Vec<Relationship>) {
-        buffer.clear();
-        self.buffers.push(buffer);
+    fn recycle(&mut self, buffer: Vec<Relationship>) {
+        self.rows.recycle(buffer);
     }
 
     fn eval_direct(
