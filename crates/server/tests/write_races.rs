@@ -18,8 +18,8 @@ use ostiary_proto::authzed::api::v1::permissions_service_client::PermissionsServ
 use ostiary_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
 use ostiary_server::{ServerConfig, ServerState, serve};
 use ostiary_store::{
-    Datastore, DatastoreExt, DatastoreOptions, GcStats, RevisionChanges, Snapshot, StoreError,
-    TxnBody, watch,
+    Datastore, DatastoreExt, DatastoreOptions, GcStats, Record, RecordNamespace, RevisionChanges,
+    Snapshot, StoreError, TxnBody, watch,
 };
 use ostiary_store_mem::MemDatastore;
 use ostiary_types::{Revision, TenantId};
@@ -103,6 +103,25 @@ impl Datastore for SchemaSwapOnWrite {
 
     fn collect_garbage(&self) -> Result<GcStats, StoreError> {
         self.inner.collect_garbage()
+    }
+
+    fn read_record(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.read_record(tenant, namespace, key)
+    }
+
+    fn scan_records(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.inner.scan_records(tenant, namespace, start, limit)
     }
 
     fn delete_tenant(&self, tenant: &TenantId) -> Result<(), StoreError> {

@@ -144,6 +144,14 @@ macro_rules! suite {
             concurrent_writers_lose_no_update,
             concurrent_preconditions_are_race_free,
             concurrent_readers_see_atomic_commits,
+            records_commit_with_relationships,
+            records_roll_back_with_the_transaction,
+            transaction_reads_own_records,
+            records_isolated_by_tenant_and_namespace,
+            record_scan_order_and_limits,
+            records_only_transaction_takes_a_revision,
+            records_never_read_as_relationships,
+            delete_tenant_removes_records,
         }
     };
 }
@@ -184,6 +192,7 @@ mod tests {
             include_str!("cases/feed.rs"),
             include_str!("cases/gc.rs"),
             include_str!("cases/concurrency.rs"),
+            include_str!("cases/records.rs"),
         ];
         let mut n_cases = 0;
         for source in sources {
@@ -198,6 +207,6 @@ mod tests {
                 }
             }
         }
-        assert!(n_cases >= 29, "found only {n_cases} cases");
+        assert!(n_cases >= 37, "found only {n_cases} cases");
     }
 }

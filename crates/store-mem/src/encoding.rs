@@ -6,6 +6,7 @@
 //! [`ReadOrder`](ostiary_store::ReadOrder). The encoding of a leading subset of components
 //! is a prefix of every key that has those components.
 
+use ostiary_store::RecordNamespace;
 use ostiary_types::{ObjectId, ObjectType, RelationName, RelationshipKey, SubjectFilter};
 
 /// An encoded key or key prefix.
@@ -15,6 +16,23 @@ pub(crate) type Encoded = Vec<u8>;
 pub(crate) fn push(buffer: &mut Encoded, component: &str) {
     buffer.extend_from_slice(component.as_bytes());
     buffer.push(0);
+}
+
+/// Encodes the prefix of every record key of `namespace`: the namespace and `\0`.
+///
+/// Records sit in a map of their own, so their keys never meet relationship keys.
+pub(crate) fn record_prefix(namespace: &RecordNamespace) -> Encoded {
+    let mut buffer = Encoded::with_capacity(namespace.as_str().len() + 1);
+    push(&mut buffer, namespace.as_str());
+    buffer
+}
+
+/// Encodes the key of a record: its namespace prefix, then the key bytes (so the keys of
+/// one namespace sort bytewise).
+pub(crate) fn record_key(namespace: &RecordNamespace, key: &[u8]) -> Encoded {
+    let mut buffer = record_prefix(namespace);
+    buffer.extend_from_slice(key);
+    buffer
 }
 
 /// The subject relation as a component: the empty string for the ellipsis.

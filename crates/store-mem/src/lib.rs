@@ -17,6 +17,9 @@
 //! * Writers are serialized by a mutex. A transaction writes its versions straight into the
 //!   shared maps at revision `head + 1`, which no snapshot can read until the commit moves
 //!   head; a rollback removes what that revision wrote.
+//! * Records (unversioned metadata) sit in a map of their own per tenant. A transaction
+//!   buffers its record writes and applies them in its commit, under the same write lock
+//!   that moves head.
 
 mod encoding;
 mod state;
@@ -25,8 +28,8 @@ mod txn;
 use std::sync::Arc;
 
 use ostiary_store::{
-    Datastore, DatastoreOptions, GcStats, Horizon, Page, ResourceQuery, RevisionChanges, Snapshot,
-    StoreError, StoredSchema, SubjectQuery, TxnBody, watch,
+    Datastore, DatastoreOptions, GcStats, Horizon, Page, Record, RecordNamespace, ResourceQuery,
+    RevisionChanges, Snapshot, StoreError, StoredSchema, SubjectQuery, TxnBody, watch,
 };
 use ostiary_types::{Relationship, RelationshipFilter, Revision, TenantId, Timestamp};
 use parking_lot::{Mutex, RwLock};
@@ -195,6 +198,37 @@ impl Datastore for MemDatastore {
         let expired_before =
             ostiary_store::sub_duration(self.shared.now(), self.shared.options.gc_window);
         Ok(state.collect_garbage(horizon, expired_before))
+    }
+
+    fn read_record(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let state = self.shared.state.read();
+        Ok(state.tenants.get(tenant).and_then(|tenant_state| {
+            tenant_state
+                .records
+                .get(&encoding::record_key(namespace, key))
+                .cloned()
+        }))
+    }
+
+    fn scan_records(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let state = self.shared.state.read();
+        Ok(state
+            .tenants
+            .get(tenant)
+            .map_or_else(Vec::new, |tenant_state| {
+                tenant_state.scan_records(namespace, start, limit)
+            }))
     }
 
     fn delete_tenant(&self, tenant: &TenantId) -> Result<(), StoreError> {

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use ostiary_store::{
-    GcStats, Page, ResourceQuery, RevisionChanges, StoredSchema, SubjectQuery, is_expired,
+    GcStats, Page, Record, RecordNamespace, ResourceQuery, RevisionChanges, StoredSchema,
+    SubjectQuery, is_expired,
 };
 use ostiary_types::{Relationship, RelationshipFilter, Revision, TenantId, Timestamp};
 
@@ -95,6 +96,8 @@ pub(crate) struct TenantState {
     pub(crate) schemas: Vec<StoredSchema>,
     /// The change feed in revision order.
     pub(crate) changes: Vec<RevisionChanges>,
+    /// Committed records: [encoded](encoding::record_key) namespace and key to value.
+    pub(crate) records: BTreeMap<Encoded, Vec<u8>>,
 }
 
 impl TenantState {
@@ -103,6 +106,27 @@ impl TenantState {
         self.forward
             .get(forward_key)
             .and_then(|versions| live_version(versions, view))
+    }
+
+    /// Returns the committed records of `namespace` from `start` on, at most `limit`.
+    pub(crate) fn scan_records(
+        &self,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Vec<Record> {
+        let prefix = encoding::record_prefix(namespace);
+        let lower = encoding::record_key(namespace, start);
+        self.records
+            .range::<[u8], _>((Bound::Included(lower.as_slice()), Bound::Unbounded))
+            .map_while(|(key, value)| {
+                key.strip_prefix(prefix.as_slice()).map(|key| Record {
+                    key: key.to_vec(),
+                    value: value.clone(),
+                })
+            })
+            .take(limit)
+            .collect()
     }
 
     /// Returns the schema in force at `revision`.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ostiary_store::{
-    Change, DeleteOutcome, Page, RelationshipUpdate, RevisionChanges, StoreError, StoredSchema,
-    WriteTxn,
+    Change, DeleteOutcome, Page, Record, RecordNamespace, RelationshipUpdate, RevisionChanges,
+    StoreError, StoredSchema, WriteTxn,
 };
 use ostiary_types::{Relationship, RelationshipFilter, Revision, TenantId, Timestamp};
 
@@ -24,6 +24,9 @@ pub(crate) struct MemTxn<'a> {
     /// The keys this transaction wrote, in resource order, with their live value before it.
     touched: BTreeMap<Encoded, Option<Relationship>>,
     schema: Option<Arc<str>>,
+    /// Record writes, by [encoded](encoding::record_key) key: the new value, or `None` for
+    /// a delete. Applied at commit.
+    records: BTreeMap<Encoded, Option<Vec<u8>>>,
     /// Whether an operation failed (possibly half-applied); such a transaction must not
     /// commit.
     failed: bool,
@@ -38,6 +41,7 @@ impl<'a> MemTxn<'a> {
             now: shared.now(),
             touched: BTreeMap::new(),
             schema: None,
+            records: BTreeMap::new(),
             failed: false,
         }
     }
@@ -111,6 +115,19 @@ impl<'a> MemTxn<'a> {
                     committed_at,
                     changes,
                 });
+        }
+        if !self.records.is_empty() {
+            let records = &mut state
+                .tenants
+                .entry(self.tenant.clone())
+                .or_default()
+                .records;
+            for (key, value) in self.records {
+                match value {
+                    Some(value) => records.insert(key, value),
+                    None => records.remove(&key),
+                };
+            }
         }
         state.commits.push((self.revision, committed_at));
         state.head = self.revision;
@@ -212,5 +229,70 @@ impl WriteTxn for MemTxn<'_> {
             .tenants
             .get(&self.tenant)
             .and_then(|tenant_state| tenant_state.schema_at(self.revision)))
+    }
+
+    fn put_record(
+        &mut self,
+        namespace: &RecordNamespace,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.records
+            .insert(encoding::record_key(namespace, key), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete_record(&mut self, namespace: &RecordNamespace, key: &[u8]) -> Result<(), StoreError> {
+        self.records
+            .insert(encoding::record_key(namespace, key), None);
+        Ok(())
+    }
+
+    fn read_record(
+        &mut self,
+        namespace: &RecordNamespace,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let encoded = encoding::record_key(namespace, key);
+        if let Some(pending) = self.records.get(&encoded) {
+            return Ok(pending.clone());
+        }
+        let state = self.shared.state.read();
+        Ok(state
+            .tenants
+            .get(&self.tenant)
+            .and_then(|tenant_state| tenant_state.records.get(&encoded).cloned()))
+    }
+
+    fn scan_records(
+        &mut self,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let prefix = encoding::record_prefix(namespace);
+        let pending: Vec<(&[u8], Option<&[u8]>)> = self
+            .records
+            .range(encoding::record_key(namespace, start)..)
+            .map_while(|(key, value)| {
+                key.strip_prefix(prefix.as_slice())
+                    .map(|key| (key, value.as_deref()))
+            })
+            .collect();
+        let committed = {
+            let state = self.shared.state.read();
+            state
+                .tenants
+                .get(&self.tenant)
+                .map_or_else(Vec::new, |tenant_state| {
+                    tenant_state.scan_records(namespace, start, limit.saturating_add(pending.len()))
+                })
+        };
+        Ok(ostiary_store::merge_pending_records(
+            committed,
+            pending.into_iter(),
+            start,
+            limit,
+        ))
     }
 }

@@ -20,6 +20,7 @@
 //! | `changes` | tenant, revision, optional 4-byte chunk number | [change record](encode_changes) |
 //! | `schema` | tenant, `!revision` | schema text |
 //! | `meta` | `format`, `horizon`, `commit` + revision, `import` | format version, horizon, commit time, [pending import](encode_import_marker) |
+//! | `records` | tenant, namespace, key bytes | record value |
 //!
 //! `revision` is 8 bytes big-endian; `!revision` is its bitwise complement, so the versions
 //! of one relationship sort newest first and a seek to `key || !R` lands on the version
@@ -29,8 +30,17 @@
 //! changes are split into chunks keyed `tenant, revision, chunk` (chunk numbers from 0,
 //! 4 bytes big-endian); readers concatenate the chunks of one revision.
 //!
+//! Records (unversioned per-tenant metadata, see
+//! [`RecordNamespace`](ostiary_store::RecordNamespace)) have a column family of their own,
+//! so they can never collide with relationship, schema or change-log keys. Their key is
+//! the tenant and the namespace (both `\0`-terminated and free of `\0`), then the raw key
+//! bytes: the records of one namespace are one contiguous range sorted by key, and a
+//! tenant's records are inside its tenant prefix (deleted with it).
+//!
 //! Format history: 1 — initial; 2 — chunked change records and the `import` marker
-//! (a superset of 1: a format-1 directory is upgraded on open by rewriting the version).
+//! (a superset of 1: a format-1 directory is upgraded on open by rewriting the version);
+//! 3 — the `records` column family (an older directory is upgraded on open by creating it,
+//! empty, and rewriting the version).
 
 use std::sync::Arc;
 
@@ -40,11 +50,14 @@ use ostiary_types::{
 };
 
 use crate::error::corrupt;
-use ostiary_store::{Change, StoreError};
+use ostiary_store::{Change, RecordNamespace, StoreError};
 
 /// The store format this build writes and reads. Opening a directory of a newer format
 /// fails; older formats would be migrated here.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
+
+/// The first format with the `records` column family.
+pub(crate) const FORMAT_WITH_RECORDS: u32 = 3;
 
 /// Metadata key of the format version (4 bytes big-endian).
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -264,6 +277,20 @@ pub(crate) fn push_touch_change(
     buffer.push(CHANGE_TOUCH);
     push_bytes(buffer, forward_key.get(tenant_len..).unwrap_or_default());
     push_bytes(buffer, value);
+}
+
+/// The prefix of every record key of `namespace` in `tenant`.
+pub(crate) fn record_prefix(tenant: &TenantId, namespace: &RecordNamespace) -> Vec<u8> {
+    let mut key = tenant_prefix(tenant);
+    push(&mut key, namespace.as_str());
+    key
+}
+
+/// The key of the record `key` of `namespace` in `tenant`.
+pub(crate) fn record_key(tenant: &TenantId, namespace: &RecordNamespace, key: &[u8]) -> Vec<u8> {
+    let mut encoded = record_prefix(tenant, namespace);
+    encoded.extend_from_slice(key);
+    encoded
 }
 
 /// The schema key of a revision of a tenant.

@@ -5,7 +5,8 @@
 //! * **Column families.** `forward` (relationships in resource order), `reverse` (the same
 //!   versions in subject order, so reverse lookups need no second read), `changes` (one
 //!   record per tenant and revision, for Watch), `schema` (schema text per revision) and
-//!   `meta` (store format version, persisted horizon, commit time of every revision). The
+//!   `meta` (store format version, persisted horizon, commit time of every revision),
+//!   `records` (unversioned per-tenant metadata: tokens, audit entries). The
 //!   key layout is documented in `codec.rs`: the tenant id comes first in every key, and
 //!   byte order equals [`ReadOrder`](ostiary_store::ReadOrder).
 //! * **MVCC.** Every write adds a version `key || !revision` (newest first); a delete adds a
@@ -33,6 +34,10 @@
 //!   ([`RocksDatastore::bulk_import`]) writes sorted SST files and ingests them into the
 //!   indexes at one revision (the path for millions of relationships); a marker in `meta`
 //!   lets open roll back an import a crash interrupted.
+//! * **Records** are latest-value: a transaction buffers its record writes and puts them in
+//!   its `WriteBatch`. Reads outside a transaction read the column family directly, then
+//!   wait until everything written so far is durable, so nobody acts on a record a crash
+//!   could still take back.
 //! * **Format version.** `meta/format` is checked on open; see [`OpenError`].
 
 mod bulk;
@@ -49,8 +54,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ostiary_store::{
-    Datastore, DatastoreOptions, GcStats, Horizon, RevisionChanges, Snapshot, StoreError, TxnBody,
-    watch,
+    Datastore, DatastoreOptions, GcStats, Horizon, Record, RecordNamespace, RevisionChanges,
+    Snapshot, StoreError, TxnBody, watch,
 };
 use ostiary_types::{Revision, TenantId, Timestamp};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -72,10 +77,18 @@ pub(crate) enum Cf {
     Changes,
     Schema,
     Meta,
+    Records,
 }
 
 impl Cf {
-    const ALL: [Cf; 5] = [Cf::Forward, Cf::Reverse, Cf::Changes, Cf::Schema, Cf::Meta];
+    const ALL: [Cf; 6] = [
+        Cf::Forward,
+        Cf::Reverse,
+        Cf::Changes,
+        Cf::Schema,
+        Cf::Meta,
+        Cf::Records,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -84,6 +97,7 @@ impl Cf {
             Self::Changes => "changes",
             Self::Schema => "schema",
             Self::Meta => "meta",
+            Self::Records => "records",
         }
     }
 }
@@ -231,13 +245,19 @@ impl RocksDatastore {
         if !path.join("CURRENT").exists() {
             return Err(OpenError::NotADatastore(path.to_path_buf()));
         }
-        let db_options = db_options(false);
+        let mut db_options = db_options(false);
         let families = DB::list_cf(&db_options, path).map_err(|err| open_error(path, err))?;
+        let has_family = |cf: Cf| families.iter().any(|name| name == cf.name());
         if Cf::ALL
             .iter()
-            .any(|cf| !families.iter().any(|name| name == cf.name()))
+            .any(|cf| *cf != Cf::Records && !has_family(*cf))
         {
             return Err(OpenError::NotADatastore(path.to_path_buf()));
+        }
+        // Directories written before format 3 lack the `records` family: create it.
+        let records_missing = !has_family(Cf::Records);
+        if records_missing {
+            db_options.create_missing_column_families(true);
         }
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
         let descriptors = Cf::ALL
@@ -273,8 +293,14 @@ impl RocksDatastore {
                 if found == 0 {
                     return Err(corrupted("store format version 0".to_owned()));
                 }
+                if records_missing && found >= codec::FORMAT_WITH_RECORDS {
+                    return Err(corrupted(format!(
+                        "store format {found} without the `records` column family"
+                    )));
+                }
                 if found < codec::FORMAT_VERSION {
-                    // Format 2 only adds record kinds; format-1 data reads unchanged.
+                    // Formats 2 and 3 only add record kinds and the (now created) `records`
+                    // family; older data reads unchanged.
                     let mut write_options = rocksdb::WriteOptions::default();
                     write_options.set_sync(true);
                     db.put_cf_opt(
@@ -634,6 +660,14 @@ impl Shared {
         }
     }
 
+    /// Waits until every revision written so far is durable: called after reading records
+    /// (which are not versioned), so that what the read saw cannot be lost in a crash.
+    /// Free when no write is waiting for its fsync.
+    fn wait_all_written_durable(&self) -> Result<(), StoreError> {
+        let written = *self.last_written.lock();
+        self.wait_durable(written)
+    }
+
     fn pin(self: &Arc<Self>, revision: Revision) -> SnapshotPin {
         *self.pinned.lock().entry(revision).or_insert(0) += 1;
         SnapshotPin {
@@ -777,6 +811,37 @@ impl Datastore for RocksDatastore {
         gc::collect(&self.shared)
     }
 
+    fn read_record(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let shared = &*self.shared;
+        let value = shared
+            .db
+            .get_cf(
+                shared.cf(Cf::Records)?,
+                codec::record_key(tenant, namespace, key),
+            )
+            .map_err(storage)?;
+        shared.wait_all_written_durable()?;
+        Ok(value)
+    }
+
+    fn scan_records(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let shared = &*self.shared;
+        let records = read::scan_records(shared, tenant, namespace, start, limit)?;
+        shared.wait_all_written_durable()?;
+        Ok(records)
+    }
+
     fn delete_tenant(&self, tenant: &TenantId) -> Result<(), StoreError> {
         let shared = &*self.shared;
         let _writer = shared.writer.lock();
@@ -784,7 +849,13 @@ impl Datastore for RocksDatastore {
         let end = codec::prefix_successor(&start)
             .ok_or_else(|| StoreError::Internal("tenant prefix has no successor".to_owned()))?;
         let mut batch = rocksdb::WriteBatch::default();
-        for cf in [Cf::Forward, Cf::Reverse, Cf::Changes, Cf::Schema] {
+        for cf in [
+            Cf::Forward,
+            Cf::Reverse,
+            Cf::Changes,
+            Cf::Schema,
+            Cf::Records,
+        ] {
             batch.delete_range_cf(shared.cf(cf)?, &start, &end);
         }
         let mut write_options = rocksdb::WriteOptions::default();

@@ -1,5 +1,5 @@
 //! MVCC scans of the forward and reverse indexes, and `RocksSnapshot`, which serves the
-//! `Snapshot` reads with them.
+//! `Snapshot` reads with them; and scans of the (unversioned) records.
 //!
 //! # Hot path
 //!
@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use ostiary_store::{Page, ResourceQuery, Snapshot, StoreError, StoredSchema, SubjectQuery};
+use ostiary_store::{
+    Page, Record, RecordNamespace, ResourceQuery, Snapshot, StoreError, StoredSchema, SubjectQuery,
+};
 use ostiary_types::{
     Relationship, RelationshipFilter, RelationshipKey, Revision, TenantId, Timestamp,
 };
@@ -369,4 +371,43 @@ impl Snapshot for RocksSnapshot {
             out,
         )
     }
+}
+
+/// Reads the stored records of `namespace` in `tenant` from `start` on, at most `limit`,
+/// from the latest written state.
+pub(crate) fn scan_records(
+    shared: &Shared,
+    tenant: &TenantId,
+    namespace: &RecordNamespace,
+    start: &[u8],
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    let prefix = codec::record_prefix(tenant, namespace);
+    let mut read_options = rocksdb::ReadOptions::default();
+    if let Some(end) = codec::prefix_successor(&prefix) {
+        read_options.set_iterate_upper_bound(end);
+    }
+    let mut iter = shared
+        .db
+        .raw_iterator_cf_opt(shared.cf(Cf::Records)?, read_options);
+    iter.seek(codec::record_key(tenant, namespace, start));
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        let Some(key) = key.strip_prefix(prefix.as_slice()) else {
+            break;
+        };
+        out.push(Record {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        });
+        if out.len() >= limit {
+            break;
+        }
+        iter.next();
+    }
+    iter.status().map_err(storage)?;
+    Ok(out)
 }

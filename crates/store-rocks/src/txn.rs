@@ -10,7 +10,8 @@ use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use ostiary_store::{
-    Change, DeleteOutcome, Page, RelationshipUpdate, StoreError, StoredSchema, WriteTxn, is_expired,
+    Change, DeleteOutcome, Page, Record, RecordNamespace, RelationshipUpdate, StoreError,
+    StoredSchema, WriteTxn, is_expired,
 };
 use ostiary_types::{
     Relationship, RelationshipFilter, RelationshipKey, Revision, TenantId, Timestamp,
@@ -43,6 +44,9 @@ pub(crate) struct RocksTxn<'a> {
     /// The keys written so far, by unversioned forward key (resource order).
     pending: BTreeMap<Vec<u8>, Pending>,
     schema: Option<Arc<str>>,
+    /// Record writes by [encoded](codec::record_key) key: the new value, or `None` for a
+    /// delete. They go into the commit's batch.
+    records: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Whether an operation failed (possibly half-applied); such a transaction must not
     /// commit.
     failed: bool,
@@ -62,6 +66,7 @@ impl<'a> RocksTxn<'a> {
             now,
             pending: BTreeMap::new(),
             schema: None,
+            records: BTreeMap::new(),
             failed: false,
         }
     }
@@ -203,6 +208,15 @@ impl<'a> RocksTxn<'a> {
                 codec::encode_changes(committed_at, &changes)?,
             );
         }
+        if !self.records.is_empty() {
+            let records_cf = shared.cf(Cf::Records)?;
+            for (key, value) in &self.records {
+                match value {
+                    Some(value) => batch.put_cf(records_cf, key, value),
+                    None => batch.delete_cf(records_cf, key),
+                }
+            }
+        }
         let mut time = Vec::with_capacity(12);
         codec::encode_timestamp(&mut time, committed_at);
         batch.put_cf(shared.cf(Cf::Meta)?, codec::commit_key(self.revision), time);
@@ -313,6 +327,73 @@ impl WriteTxn for RocksTxn<'_> {
             }));
         }
         read::schema_at(self.shared, &self.tenant, self.revision)
+    }
+
+    fn put_record(
+        &mut self,
+        namespace: &RecordNamespace,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.records.insert(
+            codec::record_key(&self.tenant, namespace, key),
+            Some(value.to_vec()),
+        );
+        Ok(())
+    }
+
+    fn delete_record(&mut self, namespace: &RecordNamespace, key: &[u8]) -> Result<(), StoreError> {
+        self.records
+            .insert(codec::record_key(&self.tenant, namespace, key), None);
+        Ok(())
+    }
+
+    fn read_record(
+        &mut self,
+        namespace: &RecordNamespace,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let encoded = codec::record_key(&self.tenant, namespace, key);
+        if let Some(pending) = self.records.get(&encoded) {
+            return Ok(pending.clone());
+        }
+        // The writer mutex is held: the latest written state is the committed one this
+        // transaction builds on.
+        let shared = self.shared;
+        shared
+            .db
+            .get_cf(shared.cf(Cf::Records)?, encoded)
+            .map_err(storage)
+    }
+
+    fn scan_records(
+        &mut self,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let prefix = codec::record_prefix(&self.tenant, namespace);
+        let pending: Vec<(&[u8], Option<&[u8]>)> = self
+            .records
+            .range(codec::record_key(&self.tenant, namespace, start)..)
+            .map_while(|(key, value)| {
+                key.strip_prefix(prefix.as_slice())
+                    .map(|key| (key, value.as_deref()))
+            })
+            .collect();
+        let committed = read::scan_records(
+            self.shared,
+            &self.tenant,
+            namespace,
+            start,
+            limit.saturating_add(pending.len()),
+        )?;
+        Ok(ostiary_store::merge_pending_records(
+            committed,
+            pending.into_iter(),
+            start,
+            limit,
+        ))
     }
 }
 

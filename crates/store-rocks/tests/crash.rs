@@ -1,7 +1,8 @@
 //! Crash test: a child process writes batches from several threads and prints each
 //! acknowledged revision; the parent kills it with SIGKILL at seeded random moments,
 //! reopens the data directory and checks that every acknowledged batch is present and
-//! that no batch is partly visible. 20 kill cycles.
+//! that no batch is partly visible. Each batch also writes a record in the same
+//! transaction: the record survives exactly when the batch does. 20 kill cycles.
 //!
 //! This is a `harness = false` test: the same binary runs as the child when
 //! `OSTIARY_CRASH_CHILD` names the data directory.
@@ -20,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ostiary_store::{
-    Datastore, DatastoreExt, DatastoreOptions, Page, RelationshipUpdate, ResourceQuery,
+    Datastore, DatastoreExt, DatastoreOptions, Page, RecordNamespace, RelationshipUpdate,
+    ResourceQuery,
 };
 use ostiary_store_rocks::{RocksConfig, RocksDatastore};
 use ostiary_types::{ObjectType, Revision, TenantId};
@@ -31,6 +33,8 @@ const N_CYCLES: u64 = 20;
 const N_THREADS: usize = 4;
 /// Relationships per batch; a batch is visible entirely or not at all.
 const BATCH_LEN: usize = 5;
+/// The namespace of the record each batch writes, keyed by the batch name.
+const RECORD_NAMESPACE: &str = "batches";
 
 fn main() {
     match std::env::var(CHILD_ENV) {
@@ -62,7 +66,13 @@ fn child(path: &str) {
                             )
                         })
                         .collect();
-                    let revision = store.write_relationships(&tenant, &[], &updates).unwrap();
+                    let namespace = RecordNamespace::new(RECORD_NAMESPACE).unwrap();
+                    let revision = store
+                        .read_write(&tenant, &mut |txn| {
+                            txn.apply(&updates)?;
+                            txn.put_record(&namespace, batch.as_bytes(), b"written")
+                        })
+                        .unwrap();
                     let mut stdout = std::io::stdout().lock();
                     writeln!(stdout, "{batch} {revision}").unwrap();
                     stdout.flush().unwrap();
@@ -177,6 +187,23 @@ fn check(path: &std::path::Path, acked: &BTreeMap<String, Revision>, cycle: u64)
         );
     }
     let present: BTreeSet<&String> = sizes.keys().collect();
+    let records = store
+        .scan_records(
+            &TenantId::default_tenant(),
+            &RecordNamespace::new(RECORD_NAMESPACE).unwrap(),
+            b"",
+            usize::MAX,
+        )
+        .unwrap();
+    let with_record: BTreeSet<String> = records
+        .iter()
+        .map(|record| String::from_utf8(record.key.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        with_record,
+        present.iter().map(|batch| (*batch).clone()).collect(),
+        "cycle {cycle}: batch records differ from the visible batches"
+    );
     for batch in acked.keys() {
         assert!(
             present.contains(batch),

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ostiary_store::{
-    Datastore, DatastoreExt, DatastoreOptions, ManualClock, Page, RelationshipUpdate,
-    ResourceQuery, SubjectQuery,
+    Datastore, DatastoreExt, DatastoreOptions, ManualClock, Page, RecordNamespace,
+    RelationshipUpdate, ResourceQuery, SubjectQuery,
 };
 use ostiary_store_rocks::{OpenError, RocksConfig, RocksDatastore};
 use ostiary_types::{ObjectType, Relationship, Revision, TenantId};
@@ -146,7 +146,7 @@ fn newer_format_is_refused() {
             err,
             OpenError::NewerFormat {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -154,7 +154,7 @@ fn newer_format_is_refused() {
     );
     assert!(
         err.to_string()
-            .contains("newer than the supported format 2"),
+            .contains("newer than the supported format 3"),
         "{err}"
     );
 }
@@ -570,4 +570,97 @@ fn bulk_import_commits_one_revision_in_both_indexes_and_survives_reopen() {
     store.collect_garbage().unwrap();
     store.compact().unwrap();
     check(&store);
+}
+
+#[test]
+fn records_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let tenant = TenantId::default_tenant();
+    let system = TenantId::system();
+    let tokens = RecordNamespace::new("tokens").unwrap();
+    let written = {
+        let store = open(&path);
+        store
+            .read_write(&tenant, &mut |txn| {
+                txn.apply(&[touch("doc:a#viewer@user:alice")])?;
+                txn.put_record(&tokens, b"t1", b"one")?;
+                txn.put_record(&tokens, b"t2", b"two")
+            })
+            .unwrap();
+        store
+            .read_write(&system, &mut |txn| txn.put_record(&tokens, b"root", b"r"))
+            .unwrap();
+        store
+            .read_write(&tenant, &mut |txn| txn.delete_record(&tokens, b"t2"))
+            .unwrap()
+    };
+    let store = open(&path);
+    assert_eq!(store.head_revision().unwrap(), written);
+    let records = store.scan_records(&tenant, &tokens, b"", 10).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].key.as_slice(), records[0].value.as_slice()),
+        (b"t1".as_slice(), b"one".as_slice())
+    );
+    assert_eq!(
+        store.read_record(&system, &tokens, b"root").unwrap(),
+        Some(b"r".to_vec())
+    );
+    assert_eq!(read_all(&store, "doc"), ["doc:a#viewer@user:alice"]);
+}
+
+#[test]
+fn format_2_directory_gains_the_records_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let tenant = TenantId::default_tenant();
+    open(&path)
+        .write_relationships(&tenant, &[], &[touch("doc:a#viewer@user:alice")])
+        .unwrap();
+    let rewrite = |drop_records: bool, format: u32| {
+        // Make the directory look like one a format-2 build wrote.
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(false);
+        let families = rocksdb::DB::list_cf(&options, &path).unwrap();
+        let mut db = rocksdb::DB::open_cf(&options, &path, &families).unwrap();
+        if drop_records {
+            db.drop_cf("records").unwrap();
+        }
+        let meta = db.cf_handle("meta").unwrap();
+        db.put_cf(meta, b"format", format.to_be_bytes()).unwrap();
+    };
+    rewrite(true, 2);
+    {
+        let store = open(&path);
+        assert_eq!(read_all(&store, "doc"), ["doc:a#viewer@user:alice"]);
+        let tokens = RecordNamespace::new("tokens").unwrap();
+        store
+            .read_write(&tenant, &mut |txn| txn.put_record(&tokens, b"k", b"v"))
+            .unwrap();
+        assert_eq!(
+            store.read_record(&tenant, &tokens, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
+    }
+    {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(false);
+        let families = rocksdb::DB::list_cf(&options, &path).unwrap();
+        assert!(
+            families.iter().any(|name| name == "records"),
+            "{families:?}"
+        );
+        let db = rocksdb::DB::open_cf(&options, &path, &families).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        assert_eq!(
+            db.get_cf(meta, b"format").unwrap().unwrap(),
+            3u32.to_be_bytes()
+        );
+    }
+    // A format-3 directory without the family is damaged, not upgraded.
+    rewrite(true, 3);
+    let err = open_err(&path, false);
+    assert!(matches!(err, OpenError::Corrupted { .. }), "{err}");
+    assert!(err.to_string().contains("`records` column family"), "{err}");
 }

@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::{
-    Clock, Committed, DeleteOutcome, Precondition, RelationshipUpdate, RevisionChanges, Snapshot,
-    StoreError, SystemClock, WriteTxn,
+    Clock, Committed, DeleteOutcome, Precondition, Record, RecordNamespace, RelationshipUpdate,
+    RevisionChanges, Snapshot, StoreError, SystemClock, WriteTxn,
 };
 
 /// The body of a read-write transaction, as [`Datastore::read_write`] takes it.
@@ -90,7 +90,10 @@ pub trait Datastore: Send + Sync + fmt::Debug {
     ) -> Result<Arc<dyn Snapshot>, StoreError>;
 
     /// Runs `body` in a read-write transaction on `tenant` and commits it, returning the new
-    /// revision. Every successful call commits a new revision, even if nothing changed.
+    /// revision. Every successful call commits a new revision, even if nothing changed: a
+    /// transaction that only writes records (no relationship or schema change) also takes
+    /// one, which appears nowhere but in [`Datastore::head_revision`] (it adds nothing to
+    /// the change feed), so every revision still names exactly one commit.
     ///
     /// If `body` or an operation in it fails, nothing is written and the error is returned.
     /// Transactions are serializable: the body's reads and preconditions cannot be
@@ -141,9 +144,43 @@ pub trait Datastore: Send + Sync + fmt::Debug {
     /// Returns a storage failure.
     fn collect_garbage(&self) -> Result<GcStats, StoreError>;
 
-    /// Removes everything stored for `tenant`: every relationship version, the schema and
-    /// the change feed. This is not versioned: afterwards the tenant reads as empty at every
-    /// revision.
+    /// Returns the latest committed value of the record `key` of `namespace` in `tenant`.
+    ///
+    /// Records are not versioned, so this reads no snapshot: a read that starts after a
+    /// [`Datastore::read_write`] returned sees its records, and a record is never visible
+    /// before its transaction is durable.
+    ///
+    /// # Errors
+    ///
+    /// Returns a storage failure.
+    fn read_record(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Returns the latest committed records of `namespace` in `tenant` whose key is at or
+    /// after `start`, in bytewise key order, at most `limit` of them (see
+    /// [`Datastore::read_record`] for what "latest committed" means). The next page starts
+    /// at [`record_key_successor`](crate::record_key_successor) of the last key.
+    ///
+    /// A scan is not a snapshot: records committed while it runs may or may not appear.
+    ///
+    /// # Errors
+    ///
+    /// Returns a storage failure.
+    fn scan_records(
+        &self,
+        tenant: &TenantId,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+
+    /// Removes everything stored for `tenant`: every relationship version, the schema, the
+    /// change feed and the records. This is not versioned: afterwards the tenant reads as
+    /// empty at every revision.
     ///
     /// # Errors
     ///

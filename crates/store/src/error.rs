@@ -5,7 +5,7 @@ use ostiary_types::{RelationshipKey, Revision, TypesError};
 /// Errors a datastore returns; callers branch on the variant, never on the text.
 ///
 /// Each variant says what the caller can do: fix the request (`AlreadyExists`,
-/// `PreconditionFailed`, `InvalidArgument`), pick another revision (`RevisionExpired`,
+/// `PreconditionFailed`, `InvalidArgument`, `InvalidRecordNamespace`), pick another revision (`RevisionExpired`,
 /// `RevisionInFuture`), retry (`Conflict`, `Unavailable`) or give up (`Internal`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -26,6 +26,10 @@ pub enum StoreError {
     /// A request the datastore cannot run as given (an invalid filter, a zero limit).
     #[error("invalid datastore request: {0}")]
     InvalidArgument(#[from] TypesError),
+    /// A record namespace name breaks the rule of
+    /// [`RecordNamespace`](crate::RecordNamespace).
+    #[error("invalid record namespace `{0}`")]
+    InvalidRecordNamespace(String),
     /// The write conflicted with a concurrent transaction; retrying may succeed.
     ///
     /// Backends that serialize writers never return it; optimistic backends (PostgreSQL,

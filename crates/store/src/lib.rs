@@ -17,6 +17,11 @@
 //!   (resource, relation, subject) and carry an optional caveat and expiration. A
 //!   relationship whose expiration is at or before "now" is invisible everywhere, as if
 //!   deleted ([`is_expired`]).
+//! * Besides relationships and the schema, a tenant holds *records*: unversioned key/value
+//!   metadata in a [`RecordNamespace`] (tokens, audit entries), written in the same
+//!   transactions as relationships ([`WriteTxn::put_record`]) and read at their latest
+//!   committed value ([`Datastore::read_record`]). The reserved
+//!   [`TenantId::system`](ostiary_types::TenantId::system) tenant holds server-wide records.
 //! * Revisions older than the garbage-collection window fail with
 //!   [`StoreError::RevisionExpired`]; see [`Datastore`] for the exact rule.
 //!
@@ -54,6 +59,7 @@ mod clock;
 mod datastore;
 mod error;
 mod gc;
+mod records;
 mod snapshot;
 mod txn;
 
@@ -62,6 +68,7 @@ pub use clock::{Clock, ManualClock, SystemClock, add_duration, quantize_down, su
 pub use datastore::{Datastore, DatastoreExt, DatastoreOptions, GcStats, Horizon, TxnBody};
 pub use error::StoreError;
 pub use gc::{GcOutcome, GcWorker};
+pub use records::{Record, RecordNamespace, merge_pending_records, record_key_successor};
 pub use snapshot::{
     Page, ReadOrder, ResourceQuery, Snapshot, StoredSchema, SubjectQuery, is_expired,
 };

@@ -7,7 +7,7 @@ use ostiary_types::{
     Relationship, RelationshipFilter, RelationshipKey, Revision, TenantId, Timestamp,
 };
 
-use crate::{Page, StoreError, StoredSchema};
+use crate::{Page, Record, RecordNamespace, StoreError, StoredSchema};
 
 /// One read-write transaction on one tenant, handed to the body passed to
 /// [`Datastore::read_write`](crate::Datastore::read_write).
@@ -112,6 +112,55 @@ pub trait WriteTxn {
     ///
     /// Returns a storage failure.
     fn read_schema(&mut self) -> Result<Option<StoredSchema>, StoreError>;
+
+    /// Sets the record `key` of `namespace` in the transaction's tenant to `value`
+    /// (inserting or replacing it). Like every write, it is buffered and committed with
+    /// the transaction, or discarded with it.
+    ///
+    /// # Errors
+    ///
+    /// Returns a storage failure.
+    fn put_record(
+        &mut self,
+        namespace: &RecordNamespace,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Removes the record `key` of `namespace` in the transaction's tenant; removing an
+    /// absent record is not an error.
+    ///
+    /// # Errors
+    ///
+    /// Returns a storage failure.
+    fn delete_record(&mut self, namespace: &RecordNamespace, key: &[u8]) -> Result<(), StoreError>;
+
+    /// Returns the value of the record `key` of `namespace` in the transaction's view: its
+    /// own writes on top of the latest committed value.
+    ///
+    /// # Errors
+    ///
+    /// Returns a storage failure.
+    fn read_record(
+        &mut self,
+        namespace: &RecordNamespace,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Returns the records of `namespace` whose key is at or after `start`, in bytewise key
+    /// order, at most `limit` of them, in the transaction's view (its own writes on top of
+    /// the latest committed values). The next page starts at
+    /// [`record_key_successor`](crate::record_key_successor) of the last key.
+    ///
+    /// # Errors
+    ///
+    /// Returns a storage failure.
+    fn scan_records(
+        &mut self,
+        namespace: &RecordNamespace,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
 }
 
 /// One update in a write: SpiceDB's `RelationshipUpdate`.

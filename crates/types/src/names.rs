@@ -240,6 +240,24 @@ impl TenantId {
     pub fn default_tenant() -> Self {
         Self(Arc::from(Self::DEFAULT))
     }
+
+    /// The text of the [system tenant](TenantId::system).
+    pub const SYSTEM: &'static str = "_system";
+
+    /// Returns the reserved system tenant, `_system`, which holds server-wide data (the
+    /// tenant registry, root tokens) in the same datastore as every other tenant.
+    ///
+    /// Its id starts with `_`, which the validation rule rejects, so no user input (an API
+    /// request, a config file, a deserialized id) can ever name it: only code that calls
+    /// this function reaches the system tenant's data.
+    pub fn system() -> Self {
+        Self(Arc::from(Self::SYSTEM))
+    }
+
+    /// Reports whether this is the [system tenant](TenantId::system).
+    pub fn is_system(&self) -> bool {
+        &*self.0 == Self::SYSTEM
+    }
 }
 
 impl Default for TenantId {
@@ -452,6 +470,13 @@ mod tests {
         assert!(TenantId::new(&"a".repeat(64)).is_err());
         assert_eq!(TenantId::default_tenant().as_str(), "default");
         assert_eq!(TenantId::default(), TenantId::default_tenant());
+        // The system tenant is reserved: no validated input produces it.
+        assert_eq!(TenantId::system().as_str(), "_system");
+        assert!(TenantId::system().is_system());
+        assert!(!TenantId::default_tenant().is_system());
+        assert!(TenantId::new(TenantId::SYSTEM).is_err());
+        assert!(TenantId::SYSTEM.parse::<TenantId>().is_err());
+        assert!(serde_json::from_str::<TenantId>("\"_system\"").is_err());
     }
 
     #[test]
