@@ -37,6 +37,8 @@
 //!
 //! No logging here. Store reads reuse buffers from a pool; the memo is keyed by dense ids and
 //! the `Arc`-backed object id.
+//! Tracing ([`crate::Engine::check_traced`]) is an optional recorder: an untraced check pays
+//! one `None` test per node and per relationship read.
 
 use std::collections::HashMap;
 
@@ -51,6 +53,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::caveat::{CaveatEvaluator, Tri};
 use crate::rows::RowPool;
+use crate::trace::{TraceResult, TraceSource, Tracer};
 use crate::{EngineError, EngineSchema};
 
 /// A memo key: definition, relation, object id.
@@ -163,6 +166,8 @@ pub(crate) struct Checker<'a> {
     /// The shallowest in-progress depth a cut-off was taken at in the current frame.
     low: usize,
     rows: RowPool,
+    /// Records a trace when the caller asked for one ([`Checker::with_tracer`]).
+    tracer: Option<Box<Tracer>>,
 }
 
 impl<'a> Checker<'a> {
@@ -189,6 +194,35 @@ impl<'a> Checker<'a> {
             hint: None,
             low: usize::MAX,
             rows: RowPool::default(),
+            tracer: None,
+        }
+    }
+
+    /// Records a trace of what this checker evaluates; take it with
+    /// [`Checker::take_trace`].
+    pub(crate) fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = Some(Box::new(tracer));
+        self
+    }
+
+    /// The recorded trace of the last check, if tracing.
+    pub(crate) fn take_trace(&mut self) -> Option<crate::CheckTrace> {
+        self.tracer.take().and_then(|tracer| tracer.finish())
+    }
+
+    /// Runs `record` on the tracer, if tracing.
+    #[inline]
+    fn trace(&mut self, record: impl FnOnce(&mut Tracer, &EngineSchema)) {
+        if let Some(tracer) = self.tracer.as_deref_mut() {
+            record(tracer, self.schema);
+        }
+    }
+
+    /// Traces a relationship read and its caveat's value, if tracing.
+    #[inline]
+    fn trace_row(&mut self, row: &Relationship, caveat: &Result<Tri, EngineError>, leads: bool) {
+        if let Some(tracer) = self.tracer.as_deref_mut() {
+            tracer.relationship(self.schema, row, caveat, leads);
         }
     }
 
@@ -249,6 +283,10 @@ impl<'a> Checker<'a> {
         id: &ObjectId,
     ) -> Result<Tri, EngineError> {
         if self.subject.def == def && self.subject.relation == Some(rel) && self.subject.id == *id {
+            self.trace(|tracer, schema| {
+                let result = TraceResult::of(&Ok(Tri::True));
+                tracer.leaf(schema, (def, rel, id), TraceSource::Subject, result);
+            });
             return Ok(Tri::True);
         }
         if let Some(CheckHint::Node(hint_def, hint_rel, hint_id)) = &self.hint
@@ -259,34 +297,47 @@ impl<'a> Checker<'a> {
         }
         let key = (def, rel, id.clone());
         // A value found needing all results holds without that requirement too.
-        if let Some(value) = self.memo[1].get(&key) {
-            return Ok(value.clone());
+        let memoised = match self.memo[1].get(&key) {
+            Some(value) => Some(value.clone()),
+            None if !self.all_results => self.memo[0].get(&key).cloned(),
+            None => None,
+        };
+        if let Some(value) = memoised {
+            self.trace(|tracer, schema| {
+                let result = TraceResult::of(&Ok(value.clone()));
+                tracer.leaf(schema, (def, rel, id), TraceSource::Memo, result);
+            });
+            return Ok(value);
         }
-        if !self.all_results
-            && let Some(value) = self.memo[0].get(&key)
-        {
-            return Ok(value.clone());
-        }
-        if let Some(&level) = self.in_progress.get(&key) {
+        let cut_off = if let Some(&level) = self.in_progress.get(&key) {
             // SpiceDB has no cycle detection: it re-dispatches around the cycle until the
             // depth limit and fails, unless another branch decides the answer first. Failing
             // here at once gives the same answer without the 50 useless dispatches.
             self.low = self.low.min(level);
-            return Err(EngineError::MaxDepthExceeded {
+            Some(TraceSource::Cycle)
+        } else if self.depth >= self.max_depth as usize {
+            Some(TraceSource::DepthLimit)
+        } else {
+            None
+        };
+        if let Some(source) = cut_off {
+            let err = EngineError::MaxDepthExceeded {
                 max_depth: self.max_depth,
+            };
+            self.trace(|tracer, schema| {
+                let result = TraceResult::Error(err.to_string());
+                tracer.leaf(schema, (def, rel, id), source, result);
             });
-        }
-        if self.depth >= self.max_depth as usize {
-            return Err(EngineError::MaxDepthExceeded {
-                max_depth: self.max_depth,
-            });
+            return Err(err);
         }
         self.depth += 1;
         self.dispatches += 1;
         let level = self.depth;
         self.in_progress.insert(key.clone(), level);
         let saved_low = std::mem::replace(&mut self.low, usize::MAX);
+        self.trace(|tracer, schema| tracer.enter(schema, (def, rel, id)));
         let res = self.eval_node(def, rel, id);
+        self.trace(|tracer, _| tracer.leave(&res));
         self.in_progress.remove(&key);
         self.depth -= 1;
         let frame_low = self.low;
@@ -369,7 +420,9 @@ impl<'a> Checker<'a> {
         let mut acc = Tri::False;
         let mut res = Ok(());
         for row in &rows {
-            match self.caveats.eval(row.caveat()) {
+            let caveat = self.caveats.eval(row.caveat());
+            self.trace_row(row, &caveat, false);
+            match caveat {
                 Ok(value) => acc = acc.or(value),
                 Err(err) => {
                     res = Err(err);
@@ -447,7 +500,9 @@ impl<'a> Checker<'a> {
             let batch = rows.len();
             let caveated = rows.iter().any(|row| row.caveat().is_some());
             for row in &rows {
-                let value = self.caveats.eval(row.caveat()).and_then(|caveat| {
+                let caveat = self.caveats.eval(row.caveat());
+                self.trace_row(row, &caveat, true);
+                let value = caveat.and_then(|caveat| {
                     if caveat.is_false() {
                         return Ok(Tri::False);
                     }
@@ -535,7 +590,10 @@ impl<'a> Checker<'a> {
                     (Err(err), _) | (_, Err(err)) => Err(err),
                 }
             }
-            Rewrite::ComputedUserset(rel) => self.check_node(def, *rel, id, self.batch, false),
+            Rewrite::ComputedUserset(rel) => {
+                self.trace(|tracer, _| tracer.computed());
+                self.check_node(def, *rel, id, self.batch, false)
+            }
             Rewrite::TupleToUserset(ttu) => self.eval_arrow(def, id, ttu),
             Rewrite::Nil => Ok(Tri::False),
             Rewrite::This => Ok(
@@ -604,7 +662,9 @@ impl<'a> Checker<'a> {
             let Some((target_def, target_rel)) = self.arrow_target(ttu, row) else {
                 continue;
             };
-            let value = self.caveats.eval(row.caveat()).and_then(|caveat| {
+            let caveat = self.caveats.eval(row.caveat());
+            self.trace_row(row, &caveat, true);
+            let value = caveat.and_then(|caveat| {
                 if caveat.is_false() {
                     return Ok(Tri::False);
                 }
@@ -648,7 +708,9 @@ impl<'a> Checker<'a> {
             let Some((target_def, target_rel)) = self.arrow_target(ttu, row) else {
                 return Ok(Tri::False);
             };
-            let value = self.caveats.eval(row.caveat()).and_then(|caveat| {
+            let caveat = self.caveats.eval(row.caveat());
+            self.trace_row(row, &caveat, true);
+            let value = caveat.and_then(|caveat| {
                 if caveat.is_false() {
                     return Ok(Tri::False);
                 }

@@ -42,6 +42,7 @@ mod lookup_subjects;
 mod rows;
 mod schema;
 mod subjects;
+mod trace;
 
 use std::sync::Arc;
 
@@ -57,10 +58,15 @@ pub use expand::{DirectSubject, ExpandMode, ExpandNode, ExpandTree, SetOperation
 pub use lookup::{LookupResourcesPage, LookupResult};
 pub use lookup_subjects::{FoundSubject, ResolvedSubject};
 pub use schema::EngineSchema;
+pub use trace::{
+    CaveatResult, CaveatTrace, CheckTrace, TraceKind, TraceOperation, TraceResult, TraceSource,
+    TracedRelationship,
+};
 
 use crate::cache::{CacheKey, CheckCache};
 use crate::caveat::Tri;
 use crate::check::{Checker, ResolvedSubject as CheckSubject, resolve_resource};
+use crate::trace::Tracer;
 
 /// Engine settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +225,39 @@ impl Engine {
             let value = checker.check(def, rel, resource.object_id())?;
             Ok((value, checker.dispatches()))
         })
+    }
+
+    /// Check with a trace: the same answer as [`Engine::check`], and the tree of nodes
+    /// evaluated to reach it (relationships read, caveats evaluated, each node's value). It
+    /// bypasses the Check cache, so the trace is complete, and stops where the untraced check
+    /// would (a union stops at its first member).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Engine::check`].
+    #[instrument(level = "debug", skip_all, fields(%resource, %permission, %subject))]
+    pub fn check_traced(
+        &self,
+        snapshot: &dyn Snapshot,
+        schema: &EngineSchema,
+        resource: &ObjectRef,
+        permission: &RelationName,
+        subject: &SubjectRef,
+        context: &Map<String, Json>,
+    ) -> Result<(CheckResult, CheckTrace), EngineError> {
+        let (def, rel) = resolve_resource(schema, resource, permission)?;
+        let subject = CheckSubject::resolve(schema, subject)?;
+        let mut checker = Checker::new(snapshot, schema, subject, context, self.config.max_depth)
+            .with_tracer(Tracer::new(context));
+        let value = checker.check(def, rel, resource.object_id())?;
+        let trace = checker
+            .take_trace()
+            .ok_or_else(|| EngineError::Internal("check recorded no trace".into()))?;
+        let result = CheckResult {
+            permissionship: value.into(),
+            dispatch_count: checker.dispatches(),
+        };
+        Ok((result, trace))
     }
 
     /// CheckBulk: many checks at one snapshot. Items with the same subject and context share
