@@ -1,6 +1,7 @@
 //! End-to-end tests of `ostiary serve`: every test starts the real `ostiary` binary on a
 //! loopback port and drives it over gRPC, with the generated tonic clients of `ostiary-proto`
-//! and (in `python`) with the official `authzed` Python client.
+//! and (in `python`) with the official `authzed` Python client; `trace` checks the debug
+//! traces of `with_tracing`.
 //!
 //! The sources live in the workspace's top-level `tests/` directory but are compiled as the
 //! `e2e` integration test of the `ostiary` package (`crates/ostiary/Cargo.toml`), because
@@ -33,4 +34,5 @@ mod durability;
 mod harness;
 mod python;
 mod rpcs;
+mod trace;
 mod watch;

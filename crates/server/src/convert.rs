@@ -1,6 +1,9 @@
 //! Conversions between `authzed.api.v1` messages and Ostiary's types. Proto types stop here:
 //! nothing past this module sees them. Every error names the offending request field.
 
+use ostiary_engine::{
+    CaveatResult, CaveatTrace, CheckTrace, Permissionship, TraceKind, TraceResult, TraceSource,
+};
 use ostiary_proto::authzed::api::v1 as pb;
 use ostiary_types::{
     CaveatName, ContextualizedCaveat, ObjectId, ObjectRef, ObjectType, RelationFilter,
@@ -204,6 +207,86 @@ pub(crate) fn relationship_to_pb(rel: &Relationship) -> pb::Relationship {
             seconds: at.unix_seconds(),
             nanos: i32::try_from(at.subsec_nanos()).unwrap_or(0),
         }),
+    }
+}
+
+/// Converts an engine check trace to SpiceDB's `CheckDebugTrace`: one message per node
+/// evaluated, sub-problems in evaluation order, `was_cached_result` for nodes taken from the
+/// request's memo, the first caveat a node evaluated as its `caveat_evaluation_info`, and
+/// `source` saying `ostiary:evaluated`, `ostiary:memo`, `ostiary:subject`, `ostiary:cycle`
+/// or `ostiary:depth-limit`.
+pub(crate) fn check_trace_to_pb(trace: &CheckTrace, subject: &SubjectRef) -> pb::CheckDebugTrace {
+    use pb::check_debug_trace::{PermissionType, Permissionship as P, Resolution, SubProblems};
+    let result = match &trace.result {
+        TraceResult::Permissionship(Permissionship::Has) => P::HasPermission,
+        TraceResult::Permissionship(Permissionship::No) => P::NoPermission,
+        TraceResult::Permissionship(Permissionship::Conditional { .. }) => P::ConditionalPermission,
+        TraceResult::Error(_) => P::Unspecified,
+    };
+    let resolution = if trace.sub_problems.is_empty() {
+        Resolution::WasCachedResult(trace.source == TraceSource::Memo)
+    } else {
+        Resolution::SubProblems(SubProblems {
+            traces: trace
+                .sub_problems
+                .iter()
+                .map(|sub| check_trace_to_pb(sub, subject))
+                .collect(),
+        })
+    };
+    let source = match trace.source {
+        TraceSource::Evaluated => "evaluated",
+        TraceSource::Memo => "memo",
+        TraceSource::Subject => "subject",
+        TraceSource::Cycle => "cycle",
+        TraceSource::DepthLimit => "depth-limit",
+    };
+    pb::CheckDebugTrace {
+        resource: Some(object_to_pb(&trace.resource)),
+        permission: trace.relation.to_string(),
+        permission_type: match trace.kind {
+            TraceKind::Relation => PermissionType::Relation,
+            TraceKind::Permission => PermissionType::Permission,
+        } as i32,
+        subject: Some(subject_to_pb(subject)),
+        result: result as i32,
+        caveat_evaluation_info: trace.first_caveat().map(caveat_trace_to_pb),
+        duration: prost_types::Duration::try_from(trace.duration).ok(),
+        optional_expires_at: trace
+            .relationships
+            .iter()
+            .filter_map(|traced| traced.relationship.expiration())
+            .min()
+            .map(|at| prost_types::Timestamp {
+                seconds: at.unix_seconds(),
+                nanos: i32::try_from(at.subsec_nanos()).unwrap_or(0),
+            }),
+        trace_operation_id: String::new(),
+        source: format!("ostiary:{source}"),
+        resolution: Some(resolution),
+    }
+}
+
+/// Converts one caveat evaluation to SpiceDB's `CaveatEvalInfo`.
+fn caveat_trace_to_pb(caveat: &CaveatTrace) -> pb::CaveatEvalInfo {
+    use pb::caveat_eval_info::Result as R;
+    let (result, partial_caveat_info) = match &caveat.result {
+        CaveatResult::True => (R::True, None),
+        CaveatResult::False => (R::False, None),
+        CaveatResult::MissingContext(missing) => (
+            R::MissingSomeContext,
+            Some(pb::PartialCaveatInfo {
+                missing_required_context: missing.clone(),
+            }),
+        ),
+        CaveatResult::Error(_) => (R::Unevaluated, None),
+    };
+    pb::CaveatEvalInfo {
+        expression: caveat.expression.clone(),
+        result: result as i32,
+        context: Some(json_to_struct(&caveat.context)),
+        partial_caveat_info,
+        caveat_name: caveat.name.clone(),
     }
 }
 

@@ -79,6 +79,33 @@ fn check_permissionship(permissionship: Permissionship) -> (i32, Option<pb::Part
     }
 }
 
+/// A traced check of `item` and its debug information in SpiceDB's shape: the trace and the
+/// schema text it was evaluated against.
+fn check_with_trace(
+    snapshot: &dyn Snapshot,
+    state: &ServerState,
+    schema: &ostiary_engine::EngineSchema,
+    item: &CheckItem,
+) -> Result<(ostiary_engine::CheckResult, pb::DebugInformation), ApiError> {
+    let (result, trace) = state.engine.check_traced(
+        snapshot,
+        schema,
+        &item.resource,
+        &item.permission,
+        &item.subject,
+        &item.context,
+    )?;
+    let schema_used = snapshot
+        .read_schema()?
+        .map(|stored| stored.text.trim().to_owned())
+        .unwrap_or_default();
+    let debug = pb::DebugInformation {
+        check: Some(convert::check_trace_to_pb(&trace, &item.subject)),
+        schema_used,
+    };
+    Ok((result, debug))
+}
+
 /// The wire permissionship of a lookup result and its partial caveat info.
 fn lookup_permissionship(permissionship: &Permissionship) -> (i32, Option<pb::PartialCaveatInfo>) {
     match permissionship {
@@ -483,21 +510,33 @@ impl PermissionsService for Permissions {
             let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
             state.record(|metrics| metrics.checks.inc());
-            let result = state.engine.check(
-                snapshot.as_ref(),
-                &schema,
-                &resource,
-                &permission,
-                &subject,
-                &context,
-            )?;
+            let item = CheckItem {
+                resource,
+                permission,
+                subject,
+                context,
+            };
+            let (result, debug_trace) = if request.with_tracing {
+                let (result, debug) = check_with_trace(snapshot.as_ref(), &state, &schema, &item)?;
+                (result, Some(debug))
+            } else {
+                let result = state.engine.check(
+                    snapshot.as_ref(),
+                    &schema,
+                    &item.resource,
+                    &item.permission,
+                    &item.subject,
+                    &item.context,
+                )?;
+                (result, None)
+            };
             state.record(|metrics| metrics.dispatches.inc_by(result.dispatch_count));
             let (permissionship, partial_caveat_info) = check_permissionship(result.permissionship);
             Ok(pb::CheckPermissionResponse {
                 checked_at: token(snapshot.revision()),
                 permissionship,
                 partial_caveat_info,
-                debug_trace: None,
+                debug_trace,
                 optional_expires_at: None,
             })
         })
@@ -548,12 +587,29 @@ impl PermissionsService for Permissions {
                     .checks
                     .inc_by(u64::try_from(items.len()).unwrap_or(u64::MAX));
             });
-            let results = state.engine.check_bulk(snapshot.as_ref(), &schema, &items);
+            // Traced items are checked one by one, outside the shared memo and the cache, so
+            // that each trace is complete.
+            let results: Vec<_> = if request.with_tracing {
+                items
+                    .iter()
+                    .map(|item| {
+                        check_with_trace(snapshot.as_ref(), &state, &schema, item)
+                            .map(|(result, debug)| (result, Some(debug)))
+                    })
+                    .collect()
+            } else {
+                state
+                    .engine
+                    .check_bulk(snapshot.as_ref(), &schema, &items)
+                    .into_iter()
+                    .map(|res| res.map(|result| (result, None)).map_err(ApiError::from))
+                    .collect()
+            };
             state.record(|metrics| {
                 let dispatches = results
                     .iter()
                     .filter_map(|res| res.as_ref().ok())
-                    .map(|result| result.dispatch_count)
+                    .map(|(result, _)| result.dispatch_count)
                     .sum();
                 metrics.dispatches.inc_by(dispatches);
             });
@@ -563,19 +619,19 @@ impl PermissionsService for Permissions {
                 .zip(results)
                 .map(|(item, res)| {
                     let response = match res {
-                        Ok(result) => {
+                        Ok((result, debug_trace)) => {
                             let (permissionship, partial_caveat_info) =
                                 check_permissionship(result.permissionship);
                             pb::check_bulk_permissions_pair::Response::Item(
                                 pb::CheckBulkPermissionsResponseItem {
                                     permissionship,
                                     partial_caveat_info,
-                                    debug_trace: None,
+                                    debug_trace,
                                 },
                             )
                         }
                         Err(err) => {
-                            let status = Status::from(ApiError::from(err));
+                            let status = Status::from(err);
                             pb::check_bulk_permissions_pair::Response::Error(
                                 ostiary_proto::google::rpc::Status {
                                     code: status.code() as i32,
