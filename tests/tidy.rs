@@ -23,6 +23,7 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
         &["ostiary-types", "ostiary-schema", "ostiary-store"],
     ),
     ("ostiary-proto", &[]),
+    ("ostiary-tenancy", &["ostiary-types", "ostiary-store"]),
     (
         "ostiary-validate",
         &[
@@ -94,6 +95,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ),
     ("ostiary-engine", &["tonic", "prost", "rocksdb", "anyhow"]),
     ("ostiary-validate", &["tonic", "prost", "rocksdb", "anyhow"]),
+    ("ostiary-tenancy", &["tonic", "prost", "rocksdb", "anyhow"]),
     ("ostiary-server", &["rocksdb"]),
 ];
 

@@ -152,6 +152,10 @@ impl WriteTxn for MemTxn<'_> {
         &self.tenant
     }
 
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+
     fn now(&self) -> Timestamp {
         self.now
     }

@@ -229,6 +229,10 @@ impl WriteTxn for RocksTxn<'_> {
         &self.tenant
     }
 
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+
     fn now(&self) -> Timestamp {
         self.now
     }

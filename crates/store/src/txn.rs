@@ -28,6 +28,10 @@ pub trait WriteTxn {
     /// The tenant this transaction writes.
     fn tenant(&self) -> &TenantId;
 
+    /// The revision this transaction commits at if it commits (records such as audit
+    /// entries note it). If a backend runs the body again, each run sees its own.
+    fn revision(&self) -> Revision;
+
     /// The instant expiration is judged against (the clock's time when the transaction
     /// started); the commit is recorded at this time or later.
     fn now(&self) -> Timestamp;

@@ -331,10 +331,16 @@ pub fn records_only_transaction_takes_a_revision(factory: Factory<'_>) {
     let store = ctx.store();
     let first = ctx.touch_all(&["doc:a#viewer@user:u1"]);
     let meta = namespace("meta");
+    let mut seen_inside = Revision::ZERO;
     let records_only = store
-        .read_write(&ctx.tenant, &mut |txn| txn.put_record(&meta, b"k", b"v"))
+        .read_write(&ctx.tenant, &mut |txn| {
+            seen_inside = txn.revision();
+            txn.put_record(&meta, b"k", b"v")
+        })
         .unwrap();
     assert_eq!(records_only, first.checked_next().unwrap());
+    // The transaction knew its revision before committing.
+    assert_eq!(seen_inside, records_only);
     assert_eq!(ctx.head(), records_only);
     store.check_revision(records_only).unwrap();
     assert_eq!(ctx.all_at(records_only), ["doc:a#viewer@user:u1"]);
