@@ -44,6 +44,13 @@ pub(crate) enum Command {
     Import(crate::cmd::transfer::ImportArgs),
     /// Check a permission on a running server: prints `true`, `false` or `caveated`.
     Check(Box<crate::cmd::client::CheckArgs>),
+    /// Why can (or can't) a subject do this? A check with the server's trace, as a tree.
+    ///
+    /// Each line is a relation or permission evaluated, with its result and how it was
+    /// reached (`via` the subject set or arrow relationship), the relationships that grant it
+    /// (`✓`), and the caveats evaluated with their context. Takes the same arguments and
+    /// exits like `ostiary check`; `--json` prints the trace as JSON.
+    Explain(Box<crate::cmd::client::CheckArgs>),
     /// Create, touch, delete or read relationships on a running server.
     #[command(subcommand)]
     Rel(crate::cmd::client::RelCommand),

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::transfer::run_export(&args),
         Command::Import(args) => cmd::transfer::run_import(&args),
         Command::Check(args) => cmd::client::check(*args),
+        Command::Explain(args) => cmd::client::explain(*args),
         Command::Rel(command) => cmd::client::rel(command),
         Command::LookupResources(args) => cmd::client::lookup_resources(*args),
         Command::LookupSubjects(args) => cmd::client::lookup_subjects(*args),

@@ -529,3 +529,98 @@ fn bad_input_and_unreachable_server_fail_clearly() {
     assert_eq!(tls.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&tls.stderr).contains("--insecure"));
 }
+
+#[test]
+fn explain_shows_why_a_check_grants_or_denies() {
+    let server = start_server();
+    let dir = tempfile::tempdir().unwrap();
+    write_schema(&server, dir.path());
+    ok(
+        &server,
+        &[
+            "rel",
+            "create",
+            "document:readme#viewer@group:eng#member",
+            "group:eng#member@user:alice",
+            r#"document:readme#viewer@user:carol[not_on]"#,
+            "document:readme#viewer@user:mallory",
+            "document:readme#banned@user:mallory",
+        ],
+        None,
+    );
+    let explain = |who: &str, extra: &[&str]| {
+        let mut args = vec!["explain", "document:readme", "view", who];
+        args.extend_from_slice(extra);
+        let output = client(&server, &args, None);
+        let text = String::from_utf8(output.stdout).unwrap();
+        (output.status.code(), text)
+    };
+
+    // Allowed through a group: the path down to the granting relationship.
+    let (code, text) = explain("user:alice", &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "document:readme#view  HAS_PERMISSION  = viewer - banned",
+            "├─ document:readme#viewer  HAS_PERMISSION",
+            "│  └─ group:eng#member  HAS_PERMISSION  via document:readme#viewer@group:eng#member",
+            "│     └─ ✓ group:eng#member@user:alice",
+            "└─ document:readme#banned  NO_PERMISSION  no relationship for user:alice",
+        ],
+        "{text}"
+    );
+
+    // Denied by the exclusion: both sides name their relationships.
+    let (code, text) = explain("user:mallory", &["--error-on-no-permission"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "document:readme#view  NO_PERMISSION  = viewer - banned",
+            "├─ document:readme#viewer  HAS_PERMISSION",
+            "│  └─ ✓ document:readme#viewer@user:mallory",
+            "└─ document:readme#banned  HAS_PERMISSION",
+            "   └─ ✓ document:readme#banned@user:mallory",
+        ],
+        "{text}"
+    );
+
+    // Caveated: false with the context given, conditional without it.
+    let (code, text) = explain("user:carol", &["--context", r#"{"day":"sat"}"#]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "document:readme#view  NO_PERMISSION  = viewer - banned",
+            "└─ document:readme#viewer  NO_PERMISSION",
+            r#"   ├─ caveat not_on(day != "sat") = false with {"day":"sat"}"#,
+            "   ├─ ✗ document:readme#viewer@user:carol[not_on]",
+            "   └─ group:eng#member  NO_PERMISSION  via document:readme#viewer@group:eng#member  no relationship for user:carol",
+        ],
+        "{text}"
+    );
+    let (code, text) = explain("user:carol", &["--error-on-no-permission"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains(r#"caveat not_on(day != "sat") = missing context: day with {}"#),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("document:readme#view  CONDITIONAL_PERMISSION"),
+        "{text}"
+    );
+
+    // --json: the same trace as data.
+    let (code, text) = explain("user:alice", &["--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["permissionship"], "true");
+    let trace = &json["trace"];
+    assert_eq!(trace["resource"], "document:readme");
+    assert_eq!(trace["result"], "HAS_PERMISSION");
+    assert_eq!(trace["expression"], "viewer - banned");
+    let group = &trace["sub_problems"][0]["sub_problems"][0];
+    assert_eq!(group["via"], "document:readme#viewer@group:eng#member");
+    assert_eq!(group["relationships"][0], "group:eng#member@user:alice");
+}

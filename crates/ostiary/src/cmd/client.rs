@@ -1,6 +1,6 @@
 //! Client commands against a running server (`ostiary check`, `ostiary rel ...`,
 //! `ostiary schema read|write|diff`, `ostiary lookup-resources`, `ostiary lookup-subjects`,
-//! `ostiary expand`, `ostiary watch`): the shared connection flags, the gRPC client and the
+//! `ostiary expand`, `ostiary explain`, `ostiary watch`): the shared connection flags, the gRPC client and the
 //! conversions between text forms and wire messages.
 
 mod commands;
@@ -24,8 +24,8 @@ use tonic::{Request, Status};
 
 pub(crate) use commands::{
     CheckArgs, ExpandArgs, LookupResourcesArgs, LookupSubjectsArgs, RelCommand, SchemaDiffArgs,
-    SchemaReadArgs, SchemaWriteArgs, WatchArgs, check, expand, lookup_resources, lookup_subjects,
-    rel, schema_diff, schema_read, schema_write, watch,
+    SchemaReadArgs, SchemaWriteArgs, WatchArgs, check, expand, explain, lookup_resources,
+    lookup_subjects, rel, schema_diff, schema_read, schema_write, watch,
 };
 
 /// How long connecting to the server may take.

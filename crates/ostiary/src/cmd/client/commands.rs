@@ -11,6 +11,10 @@ use ostiary_proto::authzed::api::v1 as pb;
 use ostiary_types::{ObjectRef, Relationship, SubjectRef};
 use serde_json::{Map, Value, json};
 
+mod explain;
+
+pub(crate) use explain::explain;
+
 use super::{
     ConnectionArgs, block_on, json_to_struct, object_text, object_to_pb, parse_consistency,
     parse_context, parse_object, parse_relationship, parse_subject, relationship_text,
@@ -30,7 +34,7 @@ pub(crate) struct CheckArgs {
     #[arg(value_parser = parse_subject, value_name = "SUBJECT")]
     subject: SubjectRef,
     /// Caveat context, a JSON object (`{"ip":"10.0.0.1"}`).
-    #[arg(long, value_parser = parse_context, value_name = "JSON")]
+    #[arg(long, visible_alias = "context", value_parser = parse_context, value_name = "JSON")]
     caveat_context: Option<Map<String, Value>>,
     /// `minimize-latency` (default), `full`, `at-least:TOKEN` or `at-exact:TOKEN`.
     #[arg(long, value_parser = parse_consistency, value_name = "CONSISTENCY")]
@@ -196,35 +200,55 @@ fn out(line: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl CheckArgs {
+    /// The CheckPermission request these arguments describe.
+    fn request(&self, with_tracing: bool) -> pb::CheckPermissionRequest {
+        pb::CheckPermissionRequest {
+            consistency: self.consistency.clone(),
+            resource: Some(object_to_pb(&self.resource)),
+            permission: self.permission.clone(),
+            subject: Some(subject_to_pb(&self.subject)),
+            context: self.caveat_context.as_ref().map(json_to_struct),
+            with_tracing,
+        }
+    }
+
+    /// The exit status for an answer: success, unless `--error-on-no-permission` asks for
+    /// 1 (no permission) or 3 (caveated).
+    fn exit_code(&self, code: u8) -> ExitCode {
+        if self.error_on_no_permission {
+            ExitCode::from(code)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The answer's word (`true`, `caveated`, `false`) and its `--error-on-no-permission` code.
+fn answer_of(response: &pb::CheckPermissionResponse) -> (&'static str, u8) {
+    use pb::check_permission_response::Permissionship;
+    match response.permissionship() {
+        Permissionship::HasPermission => ("true", 0),
+        Permissionship::ConditionalPermission => ("caveated", 3),
+        Permissionship::NoPermission | Permissionship::Unspecified => ("false", 1),
+    }
+}
+
 /// `ostiary check`.
 pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let mut clients = args.conn.connect().await?;
-        let request = pb::CheckPermissionRequest {
-            consistency: args.consistency,
-            resource: Some(object_to_pb(&args.resource)),
-            permission: args.permission.clone(),
-            subject: Some(subject_to_pb(&args.subject)),
-            context: args.caveat_context.as_ref().map(json_to_struct),
-            with_tracing: false,
-        };
         let response = clients
             .permissions
-            .check_permission(request)
+            .check_permission(args.request(false))
             .await
             .map_err(rpc_error)?
             .into_inner();
-        use pb::check_permission_response::Permissionship;
-        let permissionship = response.permissionship();
+        let (answer, code) = answer_of(&response);
         let missing = response
             .partial_caveat_info
             .map(|info| info.missing_required_context)
             .unwrap_or_default();
-        let (answer, code) = match permissionship {
-            Permissionship::HasPermission => ("true", 0),
-            Permissionship::ConditionalPermission => ("caveated", 3),
-            Permissionship::NoPermission | Permissionship::Unspecified => ("false", 1),
-        };
         if args.conn.json {
             out(&json!({
                 "permissionship": answer,
@@ -240,11 +264,7 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 missing.join(", ")
             ))?;
         }
-        Ok(if args.error_on_no_permission {
-            ExitCode::from(code)
-        } else {
-            ExitCode::SUCCESS
-        })
+        Ok(args.exit_code(code))
     })
 }
 
