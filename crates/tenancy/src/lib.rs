@@ -1,5 +1,5 @@
 //! Multi-tenancy of Ostiary, without gRPC: the tenant registry and quotas, scoped API
-//! tokens and the hash-chained audit log.
+//! tokens, the hash-chained audit log, and in-memory rate and stream limits.
 //!
 //! Everything is stored as [records](ostiary_store::RecordNamespace) in the datastore:
 //!
@@ -43,6 +43,7 @@
 
 pub mod audit;
 mod error;
+mod limits;
 mod scope;
 mod tenants;
 #[cfg(test)]
@@ -60,6 +61,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use audit::{AuditEntry, AuditFilter, ChainBreak, NewAuditEntry, Verification};
 pub use error::{AuthError, TenancyError};
+pub use limits::{Limit, RateLimited, RateLimiter, StreamLimiter, StreamPermit};
 pub use scope::{Scope, ScopeSet};
 pub use tenants::{Quotas, TenantInfo, TenantState};
 pub use token_text::{TOKEN_PREFIX, TokenFormatError, TokenId, TokenText};
