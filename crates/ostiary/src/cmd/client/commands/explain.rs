@@ -134,47 +134,64 @@ async fn read_grants(
             continue;
         };
         let mut found = Vec::new();
-        for subject_id in [subject_object.object_id.as_str(), "*"] {
-            let filter = pb::RelationshipFilter {
-                resource_type: resource.object_type.clone(),
-                optional_resource_id: resource.object_id.clone(),
-                optional_resource_id_prefix: String::new(),
-                optional_relation: leaf.permission.clone(),
-                optional_subject_filter: Some(pb::SubjectFilter {
-                    subject_type: subject_object.object_type.clone(),
-                    optional_subject_id: subject_id.to_owned(),
-                    optional_relation: None,
-                }),
-            };
-            let mut stream = clients
-                .permissions
-                .read_relationships(pb::ReadRelationshipsRequest {
-                    consistency: consistency.clone(),
-                    relationship_filter: Some(filter),
-                    optional_limit: 0,
-                    optional_cursor: None,
-                })
-                .await
-                .map_err(rpc_error)?
-                .into_inner();
-            while let Some(response) = stream.message().await.map_err(rpc_error)? {
-                let Some(rel) = response.relationship else {
+        // SpiceDB joins the ids of a batched dispatch with commas.
+        for resource_id in resource.object_id.split(',') {
+            for subject_id in [subject_object.object_id.as_str(), "*"] {
+                let filter = pb::RelationshipFilter {
+                    resource_type: resource.object_type.clone(),
+                    optional_resource_id: resource_id.to_owned(),
+                    optional_resource_id_prefix: String::new(),
+                    optional_relation: leaf.permission.clone(),
+                    optional_subject_filter: Some(pb::SubjectFilter {
+                        subject_type: subject_object.object_type.clone(),
+                        optional_subject_id: subject_id.to_owned(),
+                        optional_relation: None,
+                    }),
+                };
+                // The trace is the answer; relationships only illustrate it, so a failed
+                // read (an old revision collected since) leaves them out.
+                let Ok(rels) = read_all(clients, consistency.clone(), filter).await else {
                     continue;
                 };
-                let relation = rel
-                    .subject
-                    .as_ref()
-                    .map(|subject| subject.optional_relation.as_str())
-                    .unwrap_or_default();
-                // The wildcard matches any subject relation; an id only its own.
-                if subject_id == "*" || relation == subject.optional_relation {
-                    found.push(relationship_text(&rel));
+                for rel in rels {
+                    let relation = rel
+                        .subject
+                        .as_ref()
+                        .map(|subject| subject.optional_relation.as_str())
+                        .unwrap_or_default();
+                    // The wildcard matches any subject relation; an id only its own.
+                    if subject_id == "*" || relation == subject.optional_relation {
+                        found.push(relationship_text(&rel));
+                    }
                 }
             }
         }
         grants.insert(name, found);
     }
     Ok(grants)
+}
+
+/// Every relationship matching `filter`.
+async fn read_all(
+    clients: &mut Clients,
+    consistency: Option<pb::Consistency>,
+    filter: pb::RelationshipFilter,
+) -> Result<Vec<pb::Relationship>, tonic::Status> {
+    let mut stream = clients
+        .permissions
+        .read_relationships(pb::ReadRelationshipsRequest {
+            consistency,
+            relationship_filter: Some(filter),
+            optional_limit: 0,
+            optional_cursor: None,
+        })
+        .await?
+        .into_inner();
+    let mut rels = Vec::new();
+    while let Some(response) = stream.message().await? {
+        rels.extend(response.relationship);
+    }
+    Ok(rels)
 }
 
 fn collect_leaves<'t>(node: &'t pb::CheckDebugTrace, leaves: &mut Vec<&'t pb::CheckDebugTrace>) {
