@@ -386,4 +386,92 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn traces_take_spicedb_shape() {
+        use ostiary_engine::TracedRelationship;
+        use pb::check_debug_trace::{PermissionType, Permissionship as P, Resolution};
+        let leaf = |relation: &str, source, result| CheckTrace {
+            resource: "group:eng".parse().unwrap(),
+            relation: relation.parse().unwrap(),
+            kind: TraceKind::Relation,
+            operation: ostiary_engine::TraceOperation::Direct,
+            result,
+            source,
+            via: None,
+            relationships: Vec::new(),
+            sub_problems: Vec::new(),
+            duration: std::time::Duration::from_micros(5),
+        };
+        let mut caveated = leaf(
+            "member",
+            TraceSource::Evaluated,
+            TraceResult::Permissionship(Permissionship::Conditional {
+                missing_params: vec!["day".to_owned()],
+            }),
+        );
+        caveated.relationships.push(TracedRelationship {
+            relationship: "group:eng#member@user:alice[not_on]".parse().unwrap(),
+            caveat: Some(CaveatTrace {
+                name: "not_on".to_owned(),
+                expression: "day != \"sat\"".to_owned(),
+                context: Map::new(),
+                result: CaveatResult::MissingContext(vec!["day".to_owned()]),
+            }),
+        });
+        let root = CheckTrace {
+            kind: TraceKind::Permission,
+            sub_problems: vec![
+                caveated,
+                leaf(
+                    "member",
+                    TraceSource::Memo,
+                    TraceResult::Permissionship(Permissionship::No),
+                ),
+                leaf(
+                    "member",
+                    TraceSource::Cycle,
+                    TraceResult::Error("max depth exceeded".to_owned()),
+                ),
+            ],
+            ..leaf(
+                "view",
+                TraceSource::Evaluated,
+                TraceResult::Permissionship(Permissionship::Has),
+            )
+        };
+        let subject: SubjectRef = "user:alice".parse().unwrap();
+        let wire = check_trace_to_pb(&root, &subject);
+        assert_eq!(wire.permission_type(), PermissionType::Permission);
+        assert_eq!(wire.result(), P::HasPermission);
+        assert_eq!(wire.subject, Some(subject_to_pb(&subject)));
+        assert_eq!(wire.source, "ostiary:evaluated");
+        let Some(Resolution::SubProblems(sub)) = &wire.resolution else {
+            panic!("sub-problems expected");
+        };
+        let [caveated, memo, cycle] = sub.traces.as_slice() else {
+            panic!("three sub-problems expected");
+        };
+        assert_eq!(caveated.result(), P::ConditionalPermission);
+        assert_eq!(
+            caveated.resolution,
+            Some(Resolution::WasCachedResult(false))
+        );
+        let info = caveated.caveat_evaluation_info.as_ref().unwrap();
+        assert_eq!(info.caveat_name, "not_on");
+        assert_eq!(
+            info.result(),
+            pb::caveat_eval_info::Result::MissingSomeContext
+        );
+        assert_eq!(
+            info.partial_caveat_info
+                .as_ref()
+                .unwrap()
+                .missing_required_context,
+            ["day"]
+        );
+        assert_eq!(memo.resolution, Some(Resolution::WasCachedResult(true)));
+        assert_eq!(cycle.result(), P::Unspecified);
+        assert_eq!(cycle.source, "ostiary:cycle");
+    }
 }
