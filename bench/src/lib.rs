@@ -1,1 +1,4 @@
-//! Seeded data generators for the benchmarks.
+//! Seeded data generators for the benchmarks, and the pure parts of the gRPC load generator
+//! (`ostiary-loadgen`, driven by `bench/run`).
+
+pub mod loadgen;
