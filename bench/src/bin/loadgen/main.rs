@@ -44,10 +44,10 @@ struct Args {
     /// Alternating rounds per measurement (default 1 quick, 3 full).
     #[arg(long)]
     rounds: Option<usize>,
-    /// Measured seconds per measurement (default 1 quick, 3 full).
+    /// Measured seconds per measurement (default 1 quick, 2 full).
     #[arg(long)]
     seconds: Option<f64>,
-    /// Warm-up seconds before each measurement (default 0.3 quick, 1 full).
+    /// Warm-up seconds before each measurement (default 0.3 quick, 0.5 full).
     #[arg(long)]
     warmup: Option<f64>,
     /// Data scale of the side-by-side runs (1.0 = issue 7 sizes; default 0.01 quick, 0.05 full).
@@ -71,6 +71,9 @@ struct Args {
     /// Skip SpiceDB (Ostiary and the mock only).
     #[arg(long)]
     no_spicedb: bool,
+    /// Also measure Ostiary on RocksDB with its Check cache off (default: in full runs only).
+    #[arg(long)]
+    uncached: Option<bool>,
     /// The command line to quote in the report (bench/run passes its own).
     #[arg(long)]
     command_line: Option<String>,
@@ -104,7 +107,7 @@ impl Settings {
         ) = if args.quick {
             (1, 1.0, 0.3, 0.01, vec![1.0], 4.0, 5.0)
         } else {
-            (3, 3.0, 1.0, 0.05, vec![1.0, 10.0], 20.0, 30.0)
+            (3, 2.0, 0.5, 0.05, vec![1.0, 10.0], 20.0, 30.0)
         };
         Self {
             rounds: args.rounds.unwrap_or(rounds).max(1),
@@ -494,7 +497,10 @@ fn render(
          GB and minutes per check: the scale runs are Ostiary only.\n\
          - **Ostiary** is `ostiary serve` (release) with its defaults, including its Check \
          cache (64 MiB) and 5 s revision quantization; the data directory of RocksDB is on the \
-         local disk.\n\
+         local disk. The check phases cycle through 20,000 distinct checks, so after warm-up \
+         most answers come from that cache; \"no cache\" is the same server with \
+         `--dispatch-cache-max-cost 0` (full runs only), the fair match for the cache-less \
+         SpiceDB.\n\
          - **mock_server** answers every call instantly with a constant: its CPU per call is \
          the gRPC floor of this machine (HTTP/2 + protobuf framing on the server side).\n\
          - **gen CPU** is the load generator's own CPU in % of one core during the window. The \
@@ -521,6 +527,7 @@ fn render(
         for phase in phases {
             let rocks = cell(&result.cells, phase, top, Target::OstiaryRocks);
             let memory = cell(&result.cells, phase, top, Target::OstiaryMemory);
+            let uncached = cell(&result.cells, phase, top, Target::OstiaryRocksUncached);
             let spicedb = cell(&result.cells, phase, top, Target::SpiceDb);
             let mock_cell = cell(mock, "check", top, Target::Mock);
             let rocks_summary = summary_of(rocks);
@@ -548,6 +555,8 @@ fn render(
                         .map_or_else(|| "-".to_owned(), |s| fmt_count(s.calls_per_second)),
                     if driver_bound { " (driver-bound)" } else { "" }
                 ),
+                summary_of(uncached)
+                    .map_or_else(|| "-".to_owned(), |s| fmt_count(s.calls_per_second)),
                 summary_of(memory)
                     .map_or_else(|| "-".to_owned(), |s| fmt_count(s.calls_per_second)),
                 spicedb_summary
@@ -595,6 +604,7 @@ fn render(
             "workload",
             "phase",
             "Ostiary RocksDB calls/s",
+            "Ostiary RocksDB no-cache calls/s",
             "Ostiary memory calls/s",
             "SpiceDB calls/s",
             "throughput Ostiary/SpiceDB",
@@ -690,6 +700,12 @@ fn render(
         for (phase, concurrency) in keys.keys() {
             let rocks = cell(&result.cells, phase, *concurrency, Target::OstiaryRocks);
             let memory = cell(&result.cells, phase, *concurrency, Target::OstiaryMemory);
+            let uncached = cell(
+                &result.cells,
+                phase,
+                *concurrency,
+                Target::OstiaryRocksUncached,
+            );
             let spicedb = cell(&result.cells, phase, *concurrency, Target::SpiceDb);
             let mock_summary = summary_of(cell(mock, "check", *concurrency, Target::Mock));
             let is_check = phase == "check";
@@ -701,6 +717,10 @@ fn render(
                     &throughput_series(spicedb),
                 )),
                 fmt_ratio(paired_median_ratio(
+                    &throughput_series(uncached),
+                    &throughput_series(spicedb),
+                )),
+                fmt_ratio(paired_median_ratio(
                     &throughput_series(memory),
                     &throughput_series(spicedb),
                 )),
@@ -708,6 +728,14 @@ fn render(
                     &cpu_per_call_series(spicedb),
                     &cpu_per_call_series(rocks),
                 )),
+                if is_check {
+                    fmt_ratio(ratio_to_mock(
+                        summary_of(uncached).as_ref(),
+                        mock_summary.as_ref(),
+                    ))
+                } else {
+                    "n/a".to_owned()
+                },
                 if is_check {
                     fmt_ratio(ratio_to_mock(
                         summary_of(rocks).as_ref(),
@@ -731,8 +759,10 @@ fn render(
                 "phase",
                 "conc.",
                 "throughput RocksDB/SpiceDB",
+                "throughput RocksDB no-cache/SpiceDB",
                 "throughput memory/SpiceDB",
                 "CPU per call SpiceDB/RocksDB",
+                "RocksDB no-cache CPU per call / floor",
                 "RocksDB CPU per call / floor",
                 "memory CPU per call / floor",
             ],
@@ -808,7 +838,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .workloads
         .clone()
         .unwrap_or_else(|| WORKLOAD_NAMES.iter().map(|s| (*s).to_owned()).collect());
-    let mut targets = vec![Target::OstiaryRocks, Target::OstiaryMemory];
+    let mut targets = vec![Target::OstiaryRocks];
+    if args.uncached.unwrap_or(!args.quick) {
+        targets.push(Target::OstiaryRocksUncached);
+    }
+    targets.push(Target::OstiaryMemory);
     if !args.no_spicedb {
         targets.push(Target::SpiceDb);
     }

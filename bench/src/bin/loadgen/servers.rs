@@ -17,6 +17,9 @@ use crate::procfs;
 pub(crate) enum Target {
     /// `ostiary serve --datastore-engine rocksdb`.
     OstiaryRocks,
+    /// `ostiary serve --datastore-engine rocksdb --dispatch-cache-max-cost 0` (Check cache off,
+    /// as SpiceDB's caches are in the harness).
+    OstiaryRocksUncached,
     /// `ostiary serve --datastore-engine memory`.
     OstiaryMemory,
     /// SpiceDB v1.54 (in-memory datastore, caches off) through the harness.
@@ -30,6 +33,7 @@ impl Target {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Self::OstiaryRocks => "Ostiary (RocksDB)",
+            Self::OstiaryRocksUncached => "Ostiary (RocksDB, no cache)",
             Self::OstiaryMemory => "Ostiary (memory)",
             Self::SpiceDb => "SpiceDB (memdb)",
             Self::Mock => "mock_server",
@@ -38,7 +42,10 @@ impl Target {
 
     /// True for both Ostiary datastores.
     pub(crate) fn is_ostiary(self) -> bool {
-        matches!(self, Self::OstiaryRocks | Self::OstiaryMemory)
+        matches!(
+            self,
+            Self::OstiaryRocks | Self::OstiaryRocksUncached | Self::OstiaryMemory
+        )
     }
 }
 
@@ -81,10 +88,13 @@ impl Server {
         let log = File::create(&log_path)?;
         let mut data_dir = None;
         let mut command = match target {
-            Target::OstiaryRocks | Target::OstiaryMemory => {
+            Target::OstiaryRocks | Target::OstiaryRocksUncached | Target::OstiaryMemory => {
                 let mut command = Command::new(&programs.ostiary);
                 command.args(["serve", "--insecure-no-auth", "--grpc-addr", &addr]);
-                if target == Target::OstiaryRocks {
+                if target == Target::OstiaryRocksUncached {
+                    command.args(["--dispatch-cache-max-cost", "0"]);
+                }
+                if target != Target::OstiaryMemory {
                     let dir = programs.work_dir.join(format!("{tag}-{port}-data"));
                     command.args(["--datastore-engine", "rocksdb", "--datastore-conn-uri"]);
                     command.arg(&dir);
