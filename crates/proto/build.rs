@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "authzed/api/v1/schema_service.proto",
     "authzed/api/v1/watch_service.proto",
     "authzed/api/v1/experimental_service.proto",
+    "ostiary/admin/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

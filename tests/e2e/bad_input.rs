@@ -338,7 +338,7 @@ async fn bad_input(engine: Engine) {
             ..Default::default()
         })
         .await;
-    assert_status(res, Code::Unauthenticated, "invalid preshared key");
+    assert_status(res, Code::Unauthenticated, "invalid token");
 
     assert_eq!(server.dump().await, before, "the store is unchanged");
 }

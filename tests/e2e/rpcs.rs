@@ -78,6 +78,9 @@ async fn health_and_reflection_answer_without_a_key() {
         "authzed.api.v1.WatchService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
+        "ostiary.admin.v1.AuditService",
+        "ostiary.admin.v1.TenantService",
+        "ostiary.admin.v1.TokenService",
     ]
     .into_iter()
     .map(ToOwned::to_owned)

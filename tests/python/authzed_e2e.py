@@ -776,7 +776,7 @@ def check_auth(srv, state):
             timeout=TIMEOUT,
         ),
         grpc.StatusCode.UNAUTHENTICATED,
-        "invalid preshared key",
+        "invalid token",
     )
     expect_equal(srv.dump(), before, "the store after an unauthenticated write")
 

@@ -137,6 +137,36 @@ pub(crate) struct ServeArgs {
     /// The PEM private key of `--grpc-tls-cert-path`.
     #[arg(long, env = "OSTIARY_GRPC_TLS_KEY_PATH", value_name = "FILE")]
     pub(crate) grpc_tls_key_path: Option<PathBuf>,
+    /// Where the first start writes the root token (owner-only) [default: `root-token` in
+    /// the data directory; for `memory`, `ostiary-root-token-<pid>` in the temporary
+    /// directory].
+    #[arg(long, env = "OSTIARY_ROOT_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) root_token_file: Option<PathBuf>,
+    /// The longest lifetime of an API token [default: 366d].
+    #[arg(
+        long,
+        env = "OSTIARY_TOKEN_MAX_LIFETIME",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub(crate) token_max_lifetime: Option<Duration>,
+    /// Allow API tokens without an expiry.
+    #[arg(long, env = "OSTIARY_TOKEN_ALLOW_NON_EXPIRING")]
+    pub(crate) token_allow_non_expiring: bool,
+    /// Create a new root token at this start and write it to the root token file (when the
+    /// old one is lost or about to expire; the old one stays valid until revoked).
+    #[arg(long)]
+    pub(crate) new_root_token: bool,
+    /// Requests per second each token may make (`0`: unlimited) [default: 0].
+    #[arg(long, env = "OSTIARY_RATE_LIMIT_PER_TOKEN", value_name = "RPS")]
+    pub(crate) rate_limit_per_token: Option<u32>,
+    /// Concurrent streaming calls per token (`0`: unlimited) [default: 100].
+    #[arg(long, env = "OSTIARY_MAX_STREAMS_PER_TOKEN", value_name = "N")]
+    pub(crate) max_streams_per_token: Option<usize>,
+    /// Failed authentications per minute from one address before it is refused for a while
+    /// (`0`: unlimited) [default: 30].
+    #[arg(long, env = "OSTIARY_AUTH_FAILURES_PER_MINUTE", value_name = "N")]
+    pub(crate) auth_failures_per_minute: Option<u32>,
 }
 
 /// Parses a duration as SpiceDB's flags spell it (Go's `time.ParseDuration`): `5s`, `100ms`,

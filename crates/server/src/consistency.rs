@@ -2,10 +2,10 @@
 
 use ostiary_proto::authzed::api::v1::{Consistency, consistency::Requirement};
 use ostiary_store::Datastore;
-use ostiary_types::Revision;
+use ostiary_types::{Revision, TenantId};
 
 use crate::status::ApiError;
-use crate::token::decode_token;
+use crate::token::TokenCodec;
 
 /// The revision to read at:
 ///
@@ -13,15 +13,20 @@ use crate::token::decode_token;
 /// * `at_least_as_fresh`: the newer of the token and the optimized revision;
 /// * `at_exact_snapshot`: the token's revision, if still readable (`OutOfRange` otherwise);
 /// * `fully_consistent`: head.
+///
+/// Tokens must be `tenant`'s.
 pub(crate) fn pick_revision(
     store: &dyn Datastore,
+    tokens: &TokenCodec,
+    tenant: &TenantId,
     consistency: Option<&Consistency>,
 ) -> Result<Revision, ApiError> {
     match consistency.and_then(|consistency| consistency.requirement.as_ref()) {
         None | Some(Requirement::MinimizeLatency(_)) => Ok(store.optimized_revision()?),
         Some(Requirement::FullyConsistent(_)) => Ok(store.head_revision()?),
         Some(Requirement::AtLeastAsFresh(token)) => {
-            let requested = decode_token("consistency.at_least_as_fresh", &token.token)?;
+            let requested =
+                tokens.decode_token(tenant, "consistency.at_least_as_fresh", &token.token)?;
             store.check_revision(requested).or_else(|err| match err {
                 // An old token is fine: a newer revision is at least as fresh.
                 ostiary_store::StoreError::RevisionExpired(_) => Ok(()),
@@ -30,7 +35,8 @@ pub(crate) fn pick_revision(
             Ok(requested.max(store.optimized_revision()?))
         }
         Some(Requirement::AtExactSnapshot(token)) => {
-            let requested = decode_token("consistency.at_exact_snapshot", &token.token)?;
+            let requested =
+                tokens.decode_token(tenant, "consistency.at_exact_snapshot", &token.token)?;
             store.check_revision(requested)?;
             Ok(requested)
         }

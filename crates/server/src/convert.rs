@@ -168,10 +168,18 @@ pub(crate) fn relationship(
 }
 
 /// Converts a timestamp from the wire.
-fn timestamp(field: &str, at: &prost_types::Timestamp) -> Result<Timestamp, ApiError> {
+pub(crate) fn timestamp(field: &str, at: &prost_types::Timestamp) -> Result<Timestamp, ApiError> {
     let nanos = u32::try_from(at.nanos)
         .map_err(|_| ApiError::invalid(format!("invalid `{field}`: negative nanoseconds")))?;
     Timestamp::from_unix(at.seconds, nanos).map_err(|err| ApiError::field(field, &err))
+}
+
+/// Converts a timestamp to the wire.
+pub(crate) fn timestamp_to_pb(at: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.unix_seconds(),
+        nanos: i32::try_from(at.subsec_nanos()).unwrap_or(0),
+    }
 }
 
 /// Converts an object reference to the wire.

@@ -12,11 +12,14 @@
 //! engine or the store on a blocking thread and answers with a consistency token. Every error
 //! leaves through `status.rs`.
 
+mod admin;
 mod auth;
+mod changes;
 mod config;
 mod consistency;
 mod convert;
 mod frame_limit;
+mod limits;
 mod metrics;
 mod permissions;
 mod reflection;
@@ -29,37 +32,50 @@ mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ostiary_engine::{Engine, EngineSchema};
 use ostiary_proto::authzed::api::v1::permissions_service_server::PermissionsServiceServer;
 use ostiary_proto::authzed::api::v1::schema_service_server::SchemaServiceServer;
 use ostiary_proto::authzed::api::v1::watch_service_server::WatchServiceServer;
-use ostiary_store::{Datastore, Snapshot, StoredSchema};
+use ostiary_proto::ostiary::admin::v1::audit_service_server::AuditServiceServer;
+use ostiary_proto::ostiary::admin::v1::tenant_service_server::TenantServiceServer;
+use ostiary_proto::ostiary::admin::v1::token_service_server::TokenServiceServer;
+use ostiary_store::{Datastore, Snapshot, StoreError, StoredSchema};
+use ostiary_tenancy::Tenancy;
 use ostiary_types::{Revision, TenantId};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, SemaphorePermit, watch as signal};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
-use tonic::service::interceptor::InterceptedService;
 
 pub use crate::config::{ConfigError, ServerConfig};
+pub use crate::limits::LimitsConfig;
 pub use crate::metrics::{Metrics, StoreSizeFn, serve_metrics};
 use crate::status::ApiError;
 pub use crate::tls::{GrpcTls, TlsError};
 
-/// Everything the services share: the datastore, the engine, the limits and the accepted
-/// bearer keys.
-#[derive(Debug)]
+/// Schemas kept compiled: one per tenant in use.
+const SCHEMA_CACHE_TENANTS: usize = 4096;
+
+/// Everything the services share: the datastore, the engine, the limits, tenants and tokens.
 pub struct ServerState {
     store: Arc<dyn Datastore>,
     engine: Engine,
     config: ServerConfig,
-    tenant: TenantId,
+    /// The tenant of callers that name none (and of preshared-key callers).
+    default_tenant: TenantId,
     preshared_keys: Vec<String>,
-    /// The engine schema of the last schema revision used, compiled once per revision.
-    schema_cache: parking_lot::Mutex<Option<(Revision, EngineSchema)>>,
+    /// API tokens and tenants; `None` serves the default tenant with preshared keys only.
+    tenancy: Option<Arc<Tenancy>>,
+    /// Serve every caller as root, even with tenancy.
+    insecure_no_auth: bool,
+    limits: LimitsConfig,
+    /// Consistency tokens and cursors, bound to their tenant.
+    tokens: token::TokenCodec,
+    /// Each tenant's engine schema of the last schema revision used, compiled once per
+    /// revision.
+    schema_cache: quick_cache::sync::Cache<TenantId, (Revision, EngineSchema)>,
     /// Bounds the requests served at once.
     permits: Semaphore,
     /// Flipped to `true` when the server shuts down; Watch streams end on it.
@@ -68,14 +84,34 @@ pub struct ServerState {
     metrics: Option<Arc<Metrics>>,
 }
 
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .field("default_tenant", &self.default_tenant)
+            .field("n_preshared_keys", &self.preshared_keys.len())
+            .field("tenancy", &self.tenancy.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ServerState {
-    /// Builds the state. `preshared_keys` empty means no authentication (`--insecure-no-auth`).
+    /// Builds the state over `store`, serving the default tenant. `preshared_keys` act as
+    /// root tokens; with none and no [tenancy](ServerState::with_tenancy), nothing is
+    /// authenticated (`--insecure-no-auth`).
+    ///
+    /// # Errors
+    ///
+    /// Returns a store error if the server secret (which consistency tokens derive from)
+    /// cannot be read or created.
     pub fn new(
         store: Arc<dyn Datastore>,
         engine: Engine,
         config: ServerConfig,
         preshared_keys: Vec<String>,
-    ) -> Self {
+    ) -> Result<Self, StoreError> {
+        let tokens = token::TokenCodec::load_or_create(store.as_ref())?;
         let permits = Semaphore::new(config.max_concurrent_requests);
         let (shutting_down, _) = signal::channel(false);
         let metrics = match Metrics::new() {
@@ -92,17 +128,62 @@ impl ServerState {
             let engine = engine.clone();
             metrics.set_check_cache(Box::new(move || engine.cache_stats()));
         }
-        Self {
+        Ok(Self {
             store,
             engine,
             config,
-            tenant: TenantId::default_tenant(),
+            default_tenant: TenantId::default_tenant(),
             preshared_keys,
-            schema_cache: parking_lot::Mutex::new(None),
+            tenancy: None,
+            insecure_no_auth: false,
+            limits: LimitsConfig::default(),
+            tokens,
+            schema_cache: quick_cache::sync::Cache::new(SCHEMA_CACHE_TENANTS),
             permits,
             shutting_down,
             metrics,
-        }
+        })
+    }
+
+    /// Authenticates API tokens and serves every active tenant of `tenancy` (which must be
+    /// over the same datastore).
+    #[must_use]
+    pub fn with_tenancy(mut self, tenancy: Arc<Tenancy>) -> Self {
+        self.tenancy = Some(tenancy);
+        self
+    }
+
+    /// Serves every caller as root without looking at tokens (`--insecure-no-auth`), even
+    /// with tenancy.
+    #[must_use]
+    pub fn insecure_no_auth(mut self) -> Self {
+        self.insecure_no_auth = true;
+        self
+    }
+
+    /// Applies `limits` (rate limits, stream caps, authentication failures).
+    #[must_use]
+    pub fn with_limits(mut self, limits: LimitsConfig) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The tenancy service, if tokens are enabled.
+    pub fn tenancy(&self) -> Option<&Arc<Tenancy>> {
+        self.tenancy.as_ref()
+    }
+
+    /// Removes the data of every tenant marked for deletion, on a blocking thread; the
+    /// registry entry goes last, so a crash midway leaves the tenant marked and the next
+    /// start (or deletion) finishes the job.
+    pub fn purge_in_background(&self) {
+        let Some(tenancy) = self.tenancy.clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn_blocking(move || purge_deleted_tenants(&tenancy));
     }
 
     /// This server's metrics, for [`serve_metrics`].
@@ -135,13 +216,15 @@ impl ServerState {
 
     /// The engine schema in force in `snapshot`, compiled once per schema revision.
     pub(crate) fn schema_at(&self, snapshot: &dyn Snapshot) -> Result<EngineSchema, ApiError> {
-        self.schema_of(snapshot.read_schema()?.as_ref())
+        self.schema_of(snapshot.tenant(), snapshot.read_schema()?.as_ref())
     }
 
-    /// The engine schema of a stored schema record (as a snapshot or a write transaction
-    /// reads it), compiled once per schema revision; no record is FailedPrecondition.
+    /// The engine schema of `tenant`'s stored schema record (as a snapshot or a write
+    /// transaction reads it), compiled once per schema revision; no record is
+    /// FailedPrecondition.
     pub(crate) fn schema_of(
         &self,
+        tenant: &TenantId,
         stored: Option<&StoredSchema>,
     ) -> Result<EngineSchema, ApiError> {
         let Some(stored) = stored else {
@@ -150,19 +233,37 @@ impl ServerState {
                 "no schema has been defined; please call WriteSchema to start",
             ));
         };
-        if let Some((revision, schema)) = self.schema_cache.lock().as_ref()
-            && *revision == stored.revision
+        if let Some((revision, schema)) = self.schema_cache.get(tenant)
+            && revision == stored.revision
         {
             self.record(|metrics| metrics.schema_cache_hits.inc());
-            return Ok(schema.clone());
+            return Ok(schema);
         }
         self.record(|metrics| metrics.schema_cache_misses.inc());
         let compiled = ostiary_schema::compile_str("schema.zed", &stored.text)
             .map_err(ApiError::Schema)?
             .schema;
         let schema = EngineSchema::new(Arc::new(compiled))?;
-        *self.schema_cache.lock() = Some((stored.revision, schema.clone()));
+        self.schema_cache
+            .insert(tenant.clone(), (stored.revision, schema.clone()));
         Ok(schema)
+    }
+}
+
+/// Purges every tenant marked for deletion, logging failures (it runs in the background).
+fn purge_deleted_tenants(tenancy: &Tenancy) {
+    let pending = match tenancy.tenants_pending_deletion() {
+        Ok(pending) => pending,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot list the tenants to delete");
+            return;
+        }
+    };
+    for tenant in pending {
+        match tenancy.purge_tenant(&tenant, &ostiary_tenancy::RequestContext::default()) {
+            Ok(()) => tracing::info!(%tenant, "tenant deleted"),
+            Err(err) => tracing::error!(%tenant, error = %err, "deleting a tenant failed"),
+        }
     }
 }
 
@@ -188,16 +289,32 @@ const REFLECTED_SERVICES: [&str; 5] = [
     "grpc.reflection.v1.ServerReflection",
 ];
 
+/// The admin services, reflected when served (with tenancy).
+const REFLECTED_ADMIN_SERVICES: [&str; 3] = [
+    <TenantServiceServer<admin::Admin> as NamedService>::NAME,
+    <TokenServiceServer<admin::Admin> as NamedService>::NAME,
+    <AuditServiceServer<admin::Admin> as NamedService>::NAME,
+];
+
 /// Server reflection over the API's descriptors and the health service's (so that grpcurl
-/// can call `grpc.health.v1.Health/Check`), listing only [`REFLECTED_SERVICES`].
-fn reflection_service() -> Result<
+/// can call `grpc.health.v1.Health/Check`), listing only [`REFLECTED_SERVICES`] and, when
+/// `with_admin`, [`REFLECTED_ADMIN_SERVICES`].
+fn reflection_service(
+    with_admin: bool,
+) -> Result<
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
     >,
     tonic_reflection::server::Error,
 > {
+    let admin: &[&'static str] = if with_admin {
+        &REFLECTED_ADMIN_SERVICES
+    } else {
+        &[]
+    };
     REFLECTED_SERVICES
         .into_iter()
+        .chain(admin.iter().copied())
         .fold(
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(ostiary_proto::FILE_DESCRIPTOR_SET)
@@ -255,23 +372,25 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let auth = auth::Authenticator::new(state.preshared_keys.clone());
+    let authority = Arc::new(auth::Authority::new(
+        state.tenancy.clone(),
+        state.preshared_keys.clone(),
+        state.insecure_no_auth,
+        state.default_tenant.clone(),
+        Arc::new(limits::Limits::new(state.limits)),
+    ));
     let max_message = state.config.max_message_bytes;
-    let permissions = InterceptedService::new(
+    let permissions =
         PermissionsServiceServer::new(permissions::Permissions::new(Arc::clone(&state)))
-            .max_decoding_message_size(max_message),
-        auth.clone(),
-    );
-    let schema = InterceptedService::new(
-        SchemaServiceServer::new(schema_service::Schemas::new(Arc::clone(&state)))
-            .max_decoding_message_size(max_message),
-        auth.clone(),
-    );
-    let watch = InterceptedService::new(
-        WatchServiceServer::new(watch::Watcher::new(Arc::clone(&state)))
-            .max_decoding_message_size(max_message),
-        auth,
-    );
+            .max_decoding_message_size(max_message);
+    let schema = SchemaServiceServer::new(schema_service::Schemas::new(Arc::clone(&state)))
+        .max_decoding_message_size(max_message);
+    let watch = WatchServiceServer::new(watch::Watcher::new(Arc::clone(&state)))
+        .max_decoding_message_size(max_message);
+    let admin = state
+        .tenancy
+        .clone()
+        .map(|tenancy| admin::Admin::new(Arc::clone(&state), tenancy));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<PermissionsServiceServer<permissions::Permissions>>()
@@ -282,32 +401,29 @@ pub async fn serve_with(
     health_reporter
         .set_serving::<WatchServiceServer<watch::Watcher>>()
         .await;
-    let reflection = reflection_service();
-    let request_ids = Arc::new(AtomicU64::new(1));
+    let reflection = reflection_service(admin.is_some());
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &options.tls {
         tls::install_ring_provider();
         builder = builder.tls_config(tls.config())?;
     }
+    // Metrics see every request, refused ones included; the access layer then opens each
+    // request's span (with its request id) around everything else.
     let mut builder = builder
-        .trace_fn(move |request| {
-            let request_id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|value| value.to_str().ok())
-                .map_or_else(
-                    || request_ids.fetch_add(1, Ordering::Relaxed).to_string(),
-                    ToOwned::to_owned,
-                );
-            tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
-        })
         .layer(metrics::MetricsLayer::new(state.metrics.clone()))
+        .layer(auth::AccessLayer::new(authority))
         .layer(frame_limit::FrameLimitLayer::new(max_message));
     let mut router = builder
         .add_service(health_service)
         .add_service(permissions)
         .add_service(schema)
         .add_service(watch);
+    if let Some(admin) = admin {
+        router = router
+            .add_service(TenantServiceServer::new(admin.clone()))
+            .add_service(TokenServiceServer::new(admin.clone()))
+            .add_service(AuditServiceServer::new(admin));
+    }
     router = match reflection {
         Ok(reflection) => router.add_service(reflection),
         Err(err) => {

@@ -12,14 +12,14 @@ use ostiary_proto::authzed::api::v1 as pb;
 use ostiary_proto::authzed::api::v1::permissions_service_server::PermissionsService;
 use ostiary_proto::authzed::api::v1::{ErrorReason, ZedToken};
 use ostiary_store::{DatastoreExt, Page, Precondition, RelationshipUpdate, Snapshot};
-use ostiary_types::{Relationship, RelationshipFilter, RelationshipKey};
+use ostiary_types::{Relationship, RelationshipFilter, RelationshipKey, TenantId};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{Caller, caller};
 use crate::consistency::pick_revision;
 use crate::status::ApiError;
-use crate::token::{decode_cursor, encode_cursor, encode_token};
-use crate::{ServerState, blocking, convert, validate};
+use crate::{ServerState, blocking, changes, convert, validate};
 
 /// A boxed response stream.
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -37,20 +37,25 @@ impl Permissions {
     }
 }
 
-/// A token message for `revision`.
-pub(crate) fn token(revision: ostiary_types::Revision) -> Option<ZedToken> {
+/// A token message for `revision`, bound to `tenant`.
+pub(crate) fn token(
+    state: &ServerState,
+    tenant: &TenantId,
+    revision: ostiary_types::Revision,
+) -> Option<ZedToken> {
     Some(ZedToken {
-        token: encode_token(revision),
+        token: state.tokens.encode_token(tenant, revision),
     })
 }
 
-/// Opens the snapshot a read request asked for.
+/// Opens the snapshot of `tenant` a read request asked for.
 pub(crate) fn open_snapshot(
     state: &ServerState,
+    tenant: &TenantId,
     consistency: Option<&pb::Consistency>,
 ) -> Result<Arc<dyn Snapshot>, ApiError> {
-    let revision = pick_revision(state.store.as_ref(), consistency)?;
-    let snapshot = state.store.snapshot(&state.tenant, revision)?;
+    let revision = pick_revision(state.store.as_ref(), &state.tokens, tenant, consistency)?;
+    let snapshot = state.store.snapshot(tenant, revision)?;
     if let Some(metrics) = state.metrics() {
         // Revision lag: how far behind head this read is served (0 for fully consistent).
         let head = state.store.head_revision()?;
@@ -199,31 +204,68 @@ fn validate_updates(
 /// validated again, inside the transaction, against the new one. The first validation
 /// runs outside the transaction so that bad requests (and compiling a new schema) do not
 /// hold up other writers.
+///
+/// The caller's definition restriction is checked on every update, and the transaction
+/// also appends the audit entry (`action`) and keeps the tenant's relationship count.
 fn write_validated(
     state: &ServerState,
+    caller: &Caller,
+    action: &str,
     preconditions: &[Precondition],
     updates: &[RelationshipUpdate],
     list: &str,
     suffix: &str,
 ) -> Result<ostiary_types::Revision, ApiError> {
-    let snapshot = state.store.head_snapshot(&state.tenant)?;
+    if caller.is_restricted() {
+        for (idx, update) in updates.iter().enumerate() {
+            let resource = match update {
+                RelationshipUpdate::Create(rel) | RelationshipUpdate::Touch(rel) => rel.resource(),
+                RelationshipUpdate::Delete(key) => key.resource(),
+            };
+            caller.require_definition(&format!("{list}[{idx}]{suffix}"), resource.object_type())?;
+        }
+    }
+    let tenant = &caller.tenant;
+    let snapshot = state.store.head_snapshot(tenant)?;
     let head_schema = snapshot.read_schema()?;
-    let schema = state.schema_of(head_schema.as_ref())?;
+    let schema = state.schema_of(tenant, head_schema.as_ref())?;
     validate_updates(schema.compiled(), updates, list, suffix)?;
     let validated_at = head_schema.map(|stored| stored.revision);
+    let quota = changes::relationship_quota(state, caller)?;
     let committed = state
         .store
-        .read_write_with(&state.tenant, |txn| -> Result<(), ApiError> {
+        .read_write_with(tenant, |txn| -> Result<(), ApiError> {
             let in_force = txn.read_schema()?;
             if in_force.as_ref().map(|stored| stored.revision) != validated_at {
-                let schema = state.schema_of(in_force.as_ref())?;
+                let schema = state.schema_of(tenant, in_force.as_ref())?;
                 validate_updates(schema.compiled(), updates, list, suffix)?;
             }
             txn.check_preconditions(preconditions)?;
-            txn.apply(updates)?;
+            changes::apply_counted(txn, quota, updates)?;
+            changes::audit(state, txn, caller, action, changes::update_details(updates))?;
             Ok(())
         })?;
     Ok(committed.revision)
+}
+
+/// Refuses a filter a definition-restricted token may not use: without a resource type or
+/// with one outside the restriction.
+fn require_filter_definition(
+    caller: &Caller,
+    field: &str,
+    filter: &RelationshipFilter,
+) -> Result<(), ApiError> {
+    if !caller.is_restricted() {
+        return Ok(());
+    }
+    match &filter.resource_type {
+        Some(resource_type) => {
+            caller.require_definition(&format!("{field}.resource_type"), resource_type)
+        }
+        None => Err(ApiError::PermissionDenied(format!(
+            "this token is restricted to some definitions: `{field}.resource_type` is required"
+        ))),
+    }
 }
 
 /// Converts an expand tree to the wire.
@@ -273,14 +315,11 @@ fn resolved_to_pb(subject: &ostiary_engine::ResolvedSubject) -> pb::ResolvedSubj
     deprecated,
     reason = "older clients still read the deprecated top-level fields"
 )]
-fn found_to_pb(
-    found: &FoundSubject,
-    revision: ostiary_types::Revision,
-) -> pb::LookupSubjectsResponse {
+fn found_to_pb(found: &FoundSubject, looked_up_at: Option<ZedToken>) -> pb::LookupSubjectsResponse {
     let subject = resolved_to_pb(&found.subject);
     let excluded: Vec<_> = found.excluded_subjects.iter().map(resolved_to_pb).collect();
     pb::LookupSubjectsResponse {
-        looked_up_at: token(revision),
+        looked_up_at,
         subject_object_id: subject.subject_object_id.clone(),
         excluded_subject_ids: excluded
             .iter()
@@ -331,10 +370,13 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::ReadRelationshipsStream>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let responses = blocking(move || {
+            let tenant = &caller.tenant;
             let filter =
                 convert::filter("relationship_filter", request.relationship_filter.as_ref())?;
+            require_filter_definition(&caller, "relationship_filter", &filter)?;
             let limit = limit(
                 "optional_limit",
                 request.optional_limit,
@@ -343,9 +385,13 @@ impl PermissionsService for Permissions {
             let after = request
                 .optional_cursor
                 .as_ref()
-                .map(|cursor| decode_cursor("optional_cursor", &cursor.token))
+                .map(|cursor| {
+                    state
+                        .tokens
+                        .decode_key_cursor(tenant, "optional_cursor", &cursor.token)
+                })
                 .transpose()?;
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let revision = snapshot.revision();
             let mut rels = Vec::new();
             let mut after = after;
@@ -362,10 +408,10 @@ impl PermissionsService for Permissions {
             Ok(rels
                 .iter()
                 .map(|rel| pb::ReadRelationshipsResponse {
-                    read_at: token(revision),
+                    read_at: token(&state, tenant, revision),
                     relationship: Some(convert::relationship_to_pb(rel)),
                     after_result_cursor: Some(pb::Cursor {
-                        token: encode_cursor(rel.key()),
+                        token: state.tokens.encode_key_cursor(tenant, rel.key()),
                     }),
                 })
                 .collect::<Vec<_>>())
@@ -380,6 +426,8 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<pb::WriteRelationshipsResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
+        let tenant = caller.tenant.clone();
         let request = request.into_inner();
         let revision = blocking(move || {
             let max = state.config.max_updates_per_write;
@@ -435,11 +483,19 @@ impl PermissionsService for Permissions {
                     }
                 });
             }
-            write_validated(&state, &preconditions, &updates, "updates", ".relationship")
+            write_validated(
+                &state,
+                &caller,
+                "relationships.write",
+                &preconditions,
+                &updates,
+                "updates",
+                ".relationship",
+            )
         })
         .await?;
         Ok(Response::new(pb::WriteRelationshipsResponse {
-            written_at: token(revision),
+            written_at: token(&self.state, &tenant, revision),
         }))
     }
 
@@ -449,9 +505,12 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<pb::DeleteRelationshipsResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
+        let tenant = caller.tenant.clone();
         let request = request.into_inner();
         let committed = blocking(move || {
             let filter = convert::filter("relationship_filter", request.relationship_filter.as_ref())?;
+            require_filter_definition(&caller, "relationship_filter", &filter)?;
             let preconditions = preconditions(&state, &request.optional_preconditions)?;
             let limit = limit(
                 "optional_limit",
@@ -464,11 +523,23 @@ impl PermissionsService for Permissions {
                     "`optional_allow_partial_deletions` requires `optional_limit`",
                 ));
             }
+            let quota = changes::relationship_quota(&state, &caller)?;
             state
                 .store
-                .read_write_with(&state.tenant, |txn| -> Result<_, ApiError> {
+                .read_write_with(&caller.tenant, |txn| -> Result<_, ApiError> {
                     txn.check_preconditions(&preconditions)?;
                     let outcome = txn.delete_filtered(&filter, limit)?;
+                    changes::count_deleted(txn, quota, outcome.n_deleted)?;
+                    changes::audit(
+                        &state,
+                        txn,
+                        &caller,
+                        "relationships.delete",
+                        serde_json::json!({
+                            "filter": format!("{filter:?}"),
+                            "deleted": outcome.n_deleted,
+                        }),
+                    )?;
                     if outcome.more_remain && !allow_partial {
                         return Err(ApiError::invalid_with(
                             ErrorReason::TooManyRelationshipsForTransactionalDelete,
@@ -488,7 +559,7 @@ impl PermissionsService for Permissions {
             pb::delete_relationships_response::DeletionProgress::Complete
         };
         Ok(Response::new(pb::DeleteRelationshipsResponse {
-            deleted_at: token(committed.revision),
+            deleted_at: token(&self.state, &tenant, committed.revision),
             deletion_progress: progress as i32,
             relationships_deleted_count: u64::try_from(committed.value.n_deleted)
                 .unwrap_or(u64::MAX),
@@ -501,13 +572,16 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let response = blocking(move || {
+            let tenant = &caller.tenant;
             let resource = convert::object_ref("resource", request.resource.as_ref())?;
+            caller.require_definition("resource", resource.object_type())?;
             let permission = convert::relation_name("permission", &request.permission)?;
             let subject = convert::subject_ref("subject", request.subject.as_ref())?;
             let context = convert::context(request.context.as_ref());
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
             state.record(|metrics| metrics.checks.inc());
             let item = CheckItem {
@@ -533,7 +607,7 @@ impl PermissionsService for Permissions {
             state.record(|metrics| metrics.dispatches.inc_by(result.dispatch_count));
             let (permissionship, partial_caveat_info) = check_permissionship(result.permissionship);
             Ok(pb::CheckPermissionResponse {
-                checked_at: token(snapshot.revision()),
+                checked_at: token(&state, tenant, snapshot.revision()),
                 permissionship,
                 partial_caveat_info,
                 debug_trace,
@@ -550,8 +624,10 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<pb::CheckBulkPermissionsResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let response = blocking(move || {
+            let tenant = &caller.tenant;
             let max = state.config.max_bulk_check_items;
             if request.items.len() > max {
                 return Err(ApiError::invalid_with(
@@ -564,6 +640,12 @@ impl PermissionsService for Permissions {
             }
             let mut items = Vec::with_capacity(request.items.len());
             for (idx, item) in request.items.iter().enumerate() {
+                if let Some(resource) = &item.resource
+                    && let Ok(resource_type) =
+                        resource.object_type.parse::<ostiary_types::ObjectType>()
+                {
+                    caller.require_definition(&format!("items[{idx}].resource"), &resource_type)?;
+                }
                 items.push(CheckItem {
                     resource: convert::object_ref(
                         &format!("items[{idx}].resource"),
@@ -580,7 +662,7 @@ impl PermissionsService for Permissions {
                     context: convert::context(item.context.as_ref()),
                 });
             }
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
             state.record(|metrics| {
                 metrics
@@ -648,7 +730,7 @@ impl PermissionsService for Permissions {
                 })
                 .collect();
             Ok(pb::CheckBulkPermissionsResponse {
-                checked_at: token(snapshot.revision()),
+                checked_at: token(&state, tenant, snapshot.revision()),
                 pairs,
             })
         })
@@ -662,11 +744,14 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<pb::ExpandPermissionTreeResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let response = blocking(move || {
+            let tenant = &caller.tenant;
             let resource = convert::object_ref("resource", request.resource.as_ref())?;
+            caller.require_definition("resource", resource.object_type())?;
             let permission = convert::relation_name("permission", &request.permission)?;
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
             let tree = state.engine.expand(
                 snapshot.as_ref(),
@@ -676,7 +761,7 @@ impl PermissionsService for Permissions {
                 ExpandMode::Shallow,
             )?;
             Ok(pb::ExpandPermissionTreeResponse {
-                expanded_at: token(snapshot.revision()),
+                expanded_at: token(&state, tenant, snapshot.revision()),
                 tree_root: Some(tree_to_pb(&tree)),
             })
         })
@@ -690,10 +775,13 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::LookupResourcesStream>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let responses = blocking(move || {
+            let tenant = &caller.tenant;
             let resource_type =
                 convert::object_type("resource_object_type", &request.resource_object_type)?;
+            caller.require_definition("resource_object_type", &resource_type)?;
             let permission = convert::relation_name("permission", &request.permission)?;
             let subject = convert::subject_ref("subject", request.subject.as_ref())?;
             let context = convert::context(request.context.as_ref());
@@ -702,9 +790,16 @@ impl PermissionsService for Permissions {
                 request.optional_limit,
                 state.config.max_lookup_resources_limit,
             )?;
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
-            let mut cursor = request.optional_cursor.map(|cursor| cursor.token);
+            let mut cursor = request
+                .optional_cursor
+                .map(|cursor| {
+                    state
+                        .tokens
+                        .decode_cursor(tenant, "optional_cursor", &cursor.token)
+                })
+                .transpose()?;
             let mut responses = Vec::new();
             loop {
                 let want = limit.map_or(STREAM_PAGE, |limit| limit - responses.len());
@@ -729,9 +824,9 @@ impl PermissionsService for Permissions {
                     // returned, and results come in id order.
                     let resource_object_id = result.resource_id.to_string();
                     responses.push(pb::LookupResourcesResponse {
-                        looked_up_at: token(snapshot.revision()),
+                        looked_up_at: token(&state, tenant, snapshot.revision()),
                         after_result_cursor: Some(pb::Cursor {
-                            token: resource_object_id.clone(),
+                            token: state.tokens.encode_cursor(tenant, &resource_object_id),
                         }),
                         resource_object_id,
                         permissionship,
@@ -756,8 +851,10 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let responses = blocking(move || {
+            let tenant = &caller.tenant;
             // As SpiceDB v1.54: a concrete limit is refused before anything else, and without
             // one the cursor is ignored (every result is streamed, none carries a cursor).
             if request.optional_concrete_limit != 0 {
@@ -766,6 +863,7 @@ impl PermissionsService for Permissions {
                 ));
             }
             let resource = convert::object_ref("resource", request.resource.as_ref())?;
+            caller.require_definition("resource", resource.object_type())?;
             let permission = convert::relation_name("permission", &request.permission)?;
             let subject_type =
                 convert::object_type("subject_object_type", &request.subject_object_type)?;
@@ -778,7 +876,7 @@ impl PermissionsService for Permissions {
                 )?)
             };
             let context = convert::context(request.context.as_ref());
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let schema = state.schema_at(snapshot.as_ref())?;
             let found = state.engine.lookup_subjects(
                 snapshot.as_ref(),
@@ -796,7 +894,7 @@ impl PermissionsService for Permissions {
                 .filter(|found| {
                     !(exclude_wildcards && found.subject.subject_object_id.is_wildcard())
                 })
-                .map(|found| found_to_pb(found, snapshot.revision()))
+                .map(|found| found_to_pb(found, token(&state, tenant, snapshot.revision())))
                 .collect::<Vec<_>>();
             state.record(|metrics| metrics.lookup_results("LookupSubjects", responses.len()));
             Ok(responses)
@@ -810,6 +908,7 @@ impl PermissionsService for Permissions {
         request: Request<Streaming<pb::ImportBulkRelationshipsRequest>>,
     ) -> Result<Response<pb::ImportBulkRelationshipsResponse>, Status> {
         let _permit = self.state.permit().await?;
+        let caller = caller(&request)?;
         let mut stream = request.into_inner();
         let mut wire = Vec::new();
         while let Some(batch) = stream.message().await? {
@@ -823,7 +922,15 @@ impl PermissionsService for Permissions {
                 let rel = convert::relationship(&field, Some(rel))?;
                 updates.push(RelationshipUpdate::Create(rel));
             }
-            write_validated(&state, &[], &updates, "relationships", "")?;
+            write_validated(
+                &state,
+                &caller,
+                "relationships.import",
+                &[],
+                &updates,
+                "relationships",
+                "",
+            )?;
             Ok(updates.len())
         })
         .await?;
@@ -838,12 +945,15 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::ExportBulkRelationshipsStream>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let responses = blocking(move || {
+            let tenant = &caller.tenant;
             let filter = match request.optional_relationship_filter.as_ref() {
                 Some(filter) => convert::filter("optional_relationship_filter", Some(filter))?,
                 None => RelationshipFilter::default(),
             };
+            require_filter_definition(&caller, "optional_relationship_filter", &filter)?;
             let batch = limit(
                 "optional_limit",
                 request.optional_limit,
@@ -853,9 +963,13 @@ impl PermissionsService for Permissions {
             let mut after = request
                 .optional_cursor
                 .as_ref()
-                .map(|cursor| decode_cursor("optional_cursor", &cursor.token))
+                .map(|cursor| {
+                    state
+                        .tokens
+                        .decode_key_cursor(tenant, "optional_cursor", &cursor.token)
+                })
                 .transpose()?;
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let mut responses = Vec::new();
             loop {
                 let page = read_page(snapshot.as_ref(), &filter, after.as_ref(), batch)?;
@@ -864,7 +978,7 @@ impl PermissionsService for Permissions {
                 let done = page.len() < batch;
                 responses.push(pb::ExportBulkRelationshipsResponse {
                     after_result_cursor: Some(pb::Cursor {
-                        token: encode_cursor(last.key()),
+                        token: state.tokens.encode_key_cursor(tenant, last.key()),
                     }),
                     relationships: page.iter().map(convert::relationship_to_pb).collect(),
                 });

@@ -16,6 +16,8 @@ use ostiary_types::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::auth::caller;
+use crate::changes;
 use crate::permissions::{open_snapshot, token};
 use crate::reflection::{self, SchemaFilters};
 use crate::status::ApiError;
@@ -217,12 +219,14 @@ fn same_subject(
 impl SchemaService for Schemas {
     async fn read_schema(
         &self,
-        _request: Request<pb::ReadSchemaRequest>,
+        request: Request<pb::ReadSchemaRequest>,
     ) -> Result<Response<pb::ReadSchemaResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let response = blocking(move || {
-            let snapshot = state.store.head_snapshot(&state.tenant)?;
+            let tenant = &caller.tenant;
+            let snapshot = state.store.head_snapshot(tenant)?;
             let stored = match snapshot.read_schema()? {
                 // A schema without object definitions (never written, or cleared by writing
                 // an empty one) is no schema to SpiceDB, which answers NotFound; clients
@@ -244,7 +248,7 @@ impl SchemaService for Schemas {
             };
             Ok(pb::ReadSchemaResponse {
                 schema_text: stored.text.to_string(),
-                read_at: token(snapshot.revision()),
+                read_at: token(&state, tenant, snapshot.revision()),
             })
         })
         .await?;
@@ -257,15 +261,29 @@ impl SchemaService for Schemas {
     ) -> Result<Response<pb::WriteSchemaResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
+        let tenant = caller.tenant.clone();
         let text = request.into_inner().schema;
         let revision = blocking(move || {
+            if caller.is_restricted() {
+                return Err(ApiError::PermissionDenied(
+                    "a token restricted to some definitions may not write the schema".to_owned(),
+                ));
+            }
+            if let Some(tenancy) = &state.tenancy
+                && let Some(info) = tenancy.tenant(&caller.tenant)?
+            {
+                info.quotas
+                    .check_schema_bytes(text.len())
+                    .map_err(|err| ApiError::QuotaExceeded(err.to_string()))?;
+            }
             // An empty schema is a valid one with no definitions: as in SpiceDB, writing it
             // clears the schema, unless stored relationships still use a definition (the
             // orphan check below refuses that with FailedPrecondition).
             let new = ostiary_schema::compile_str("schema.zed", &text)
                 .map_err(ApiError::Schema)?
                 .schema;
-            let committed = state.store.read_write_with(&state.tenant, |txn| {
+            let committed = state.store.read_write_with(&caller.tenant, |txn| {
                 if let Some(stored) = txn.read_schema()? {
                     // The stored schema compiled when it was written; if it no longer does
                     // (a compiler change), nothing can be checked against it.
@@ -274,13 +292,20 @@ impl SchemaService for Schemas {
                     }
                 }
                 txn.write_schema(&text)?;
+                changes::audit(
+                    &state,
+                    txn,
+                    &caller,
+                    "schema.write",
+                    serde_json::json!({ "schema": text }),
+                )?;
                 Ok::<(), ApiError>(())
             })?;
             Ok(committed.revision)
         })
         .await?;
         Ok(Response::new(pb::WriteSchemaResponse {
-            written_at: token(revision),
+            written_at: token(&self.state, &tenant, revision),
         }))
     }
 
@@ -290,10 +315,12 @@ impl SchemaService for Schemas {
     ) -> Result<Response<pb::ReflectSchemaResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let response = blocking(move || {
+            let tenant = &caller.tenant;
             let filters = SchemaFilters::new(&request.optional_filters)?;
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             // SpiceDB reflects a missing schema as an empty one (only ReadSchema answers
             // NotFound).
             let schema = match snapshot.read_schema()? {
@@ -305,7 +332,7 @@ impl SchemaService for Schemas {
             Ok(pb::ReflectSchemaResponse {
                 definitions,
                 caveats,
-                read_at: token(snapshot.revision()),
+                read_at: token(&state, tenant, snapshot.revision()),
             })
         })
         .await?;
@@ -332,9 +359,11 @@ impl SchemaService for Schemas {
     ) -> Result<Response<pb::DiffSchemaResponse>, Status> {
         let _permit = self.state.permit().await?;
         let state = Arc::clone(&self.state);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         let response = blocking(move || {
-            let snapshot = open_snapshot(&state, request.consistency.as_ref())?;
+            let tenant = &caller.tenant;
+            let snapshot = open_snapshot(&state, tenant, request.consistency.as_ref())?;
             let existing = match snapshot.read_schema()? {
                 Some(_) => Some(state.schema_at(snapshot.as_ref())?),
                 None => None,
@@ -347,7 +376,7 @@ impl SchemaService for Schemas {
                     existing.as_ref().map(|schema| schema.compiled()),
                     &comparison,
                 ),
-                read_at: token(snapshot.revision()),
+                read_at: token(&state, tenant, snapshot.revision()),
             })
         })
         .await?;

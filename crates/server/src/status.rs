@@ -7,6 +7,7 @@ use ostiary_engine::EngineError;
 use ostiary_proto::authzed::api::v1::ErrorReason;
 use ostiary_schema::Diagnostics;
 use ostiary_store::StoreError;
+use ostiary_tenancy::TenancyError;
 use ostiary_types::TypesError;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -53,6 +54,15 @@ pub(crate) enum ApiError {
     /// The server is shutting down or a worker failed.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller's token may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A tenant's quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A tenancy operation failed.
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
 }
 
 impl ApiError {
@@ -131,6 +141,33 @@ fn classify(err: &ApiError) -> (Code, ErrorReason, String) {
         ApiError::Unimplemented(_) => (Code::Unimplemented, R::Unspecified, err.to_string()),
         ApiError::Unavailable(message) => (Code::Unavailable, R::Unspecified, message.clone()),
         ApiError::Store(store) => classify_store(store),
+        ApiError::PermissionDenied(message) => {
+            (Code::PermissionDenied, R::Unspecified, message.clone())
+        }
+        ApiError::QuotaExceeded(message) => {
+            (Code::ResourceExhausted, R::Unspecified, message.clone())
+        }
+        ApiError::Tenancy(tenancy) => match tenancy {
+            TenancyError::PermissionDenied(message) => {
+                (Code::PermissionDenied, R::Unspecified, message.clone())
+            }
+            TenancyError::InvalidArgument(message) => {
+                (Code::InvalidArgument, R::Unspecified, message.clone())
+            }
+            TenancyError::TenantNotFound(_) | TenancyError::TokenNotFound(_) => {
+                (Code::NotFound, R::Unspecified, tenancy.to_string())
+            }
+            TenancyError::TenantExists(_) => {
+                (Code::AlreadyExists, R::Unspecified, tenancy.to_string())
+            }
+            TenancyError::TenantNotActive { .. } => (
+                Code::FailedPrecondition,
+                R::Unspecified,
+                tenancy.to_string(),
+            ),
+            TenancyError::Store(store) => classify_store(store),
+            _ => internal(),
+        },
         ApiError::Engine(engine) => match engine {
             EngineError::UnknownDefinition(_) => (
                 Code::FailedPrecondition,

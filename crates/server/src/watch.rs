@@ -10,15 +10,15 @@ use ostiary_proto::authzed::api::v1 as pb;
 use ostiary_proto::authzed::api::v1::WatchKind;
 use ostiary_proto::authzed::api::v1::watch_service_server::WatchService;
 use ostiary_store::{Change, RevisionChanges};
-use ostiary_types::{ObjectType, Relationship, RelationshipFilter, Revision};
+use ostiary_types::{ObjectType, Relationship, RelationshipFilter, Revision, TenantId};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Caller, caller};
 use crate::permissions::token;
 use crate::status::ApiError;
-use crate::token::decode_token;
 use crate::{ServerState, blocking, convert};
 
 /// The WatchService implementation.
@@ -34,9 +34,16 @@ impl Watcher {
     }
 }
 
+/// How often an idle Watch stream with checkpoints gets one. Checkpoints follow this
+/// clock and the stream's own changes only, never other tenants' commits, so their timing
+/// tells nothing about other tenants' writes.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a Watch stream sends.
 #[derive(Debug)]
 struct WatchFilter {
+    /// The only resource types a definition-restricted token sees.
+    allowed: Option<std::collections::BTreeSet<ObjectType>>,
     object_types: Vec<ObjectType>,
     relationship_filters: Vec<RelationshipFilter>,
     relationships: bool,
@@ -45,8 +52,8 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
-    /// Converts the request's filters.
-    fn from_request(request: &pb::WatchRequest) -> Result<Self, ApiError> {
+    /// Converts the request's filters, for `caller`.
+    fn from_request(request: &pb::WatchRequest, caller: &Caller) -> Result<Self, ApiError> {
         if !request.optional_object_types.is_empty()
             && !request.optional_relationship_filters.is_empty()
         {
@@ -73,7 +80,12 @@ impl WatchFilter {
             .collect::<Result<_, _>>()?;
         let kinds = &request.optional_update_kinds;
         let wants = |kind: WatchKind| kinds.contains(&(kind as i32));
+        let allowed = caller
+            .is_restricted()
+            .then(|| caller.principal.definitions().cloned())
+            .flatten();
         Ok(Self {
+            allowed,
             object_types,
             relationship_filters,
             relationships: kinds.is_empty() || wants(WatchKind::IncludeRelationshipUpdates),
@@ -84,11 +96,14 @@ impl WatchFilter {
 
     /// Reports whether `rel` passes the filters.
     fn admits(&self, rel: &Relationship) -> bool {
-        (self.object_types.is_empty()
-            || self
-                .object_types
-                .iter()
-                .any(|object_type| object_type == rel.resource().object_type()))
+        self.allowed
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(rel.resource().object_type()))
+            && (self.object_types.is_empty()
+                || self
+                    .object_types
+                    .iter()
+                    .any(|object_type| object_type == rel.resource().object_type()))
             && (self.relationship_filters.is_empty()
                 || self
                     .relationship_filters
@@ -97,7 +112,12 @@ impl WatchFilter {
     }
 
     /// The response for one revision, or `None` if nothing in it passes the filters.
-    fn response(&self, changes: &RevisionChanges) -> Option<pb::WatchResponse> {
+    fn response(
+        &self,
+        changes: &RevisionChanges,
+        state: &ServerState,
+        tenant: &TenantId,
+    ) -> Option<pb::WatchResponse> {
         use pb::relationship_update::Operation;
         let mut updates = Vec::new();
         let mut schema_updated = false;
@@ -121,7 +141,7 @@ impl WatchFilter {
         }
         (!updates.is_empty() || schema_updated).then(|| pb::WatchResponse {
             updates,
-            changes_through: token(changes.revision),
+            changes_through: token(state, tenant, changes.revision),
             optional_transaction_metadata: None,
             schema_updated,
             is_checkpoint: false,
@@ -130,18 +150,21 @@ impl WatchFilter {
     }
 }
 
-/// Follows the change feed after `after`, sending responses until the client goes away or
-/// the server shuts down.
+/// Follows `tenant`'s change feed after `after`, sending responses until the client goes
+/// away or the server shuts down.
 async fn follow(
     state: Arc<ServerState>,
+    tenant: TenantId,
     filter: Arc<WatchFilter>,
     mut after: Revision,
     tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
 ) {
     let mut head_changed = state.store.subscribe();
-    // The revision the last checkpoint (or the start) reported.
-    let mut checkpointed = after;
     let mut shutting_down = state.shutting_down.subscribe();
+    // A checkpoint is due once caught up after sending changes; otherwise one every
+    // `CHECKPOINT_INTERVAL`.
+    let mut checkpoint_due = false;
+    let mut next_heartbeat = tokio::time::Instant::now() + CHECKPOINT_INTERVAL;
     loop {
         if *shutting_down.borrow() {
             return;
@@ -151,16 +174,17 @@ async fn follow(
         head_changed.borrow_and_update();
         let step_state = Arc::clone(&state);
         let step_filter = Arc::clone(&filter);
+        let step_tenant = tenant.clone();
         let step = blocking(move || {
             let head = step_state.store.head_revision()?;
             let batch = step_state.store.changes_since(
-                &step_state.tenant,
+                &step_tenant,
                 after,
                 step_state.config.watch_batch_revisions,
             )?;
             let responses: Vec<_> = batch
                 .iter()
-                .filter_map(|changes| step_filter.response(changes))
+                .filter_map(|changes| step_filter.response(changes, &step_state, &step_tenant))
                 .collect();
             // INVARIANT: `head` was read before `changes_since`, so an empty batch means every
             // revision up to `head` has been seen.
@@ -177,6 +201,7 @@ async fn follow(
                 return;
             }
         };
+        checkpoint_due |= !responses.is_empty();
         for response in responses {
             if tx.send(Ok(response)).await.is_err() {
                 return;
@@ -187,11 +212,12 @@ async fn follow(
             continue;
         }
         // Caught up: tell the client everything up to `after` has been sent.
-        if filter.checkpoints && after > checkpointed {
-            checkpointed = after;
+        if filter.checkpoints && (checkpoint_due || tokio::time::Instant::now() >= next_heartbeat) {
+            checkpoint_due = false;
+            next_heartbeat = tokio::time::Instant::now() + CHECKPOINT_INTERVAL;
             let checkpoint = pb::WatchResponse {
                 updates: Vec::new(),
-                changes_through: token(after),
+                changes_through: token(&state, &tenant, after),
                 optional_transaction_metadata: None,
                 schema_updated: false,
                 is_checkpoint: true,
@@ -201,12 +227,20 @@ async fn follow(
                 return;
             }
         }
+        let heartbeat = async {
+            if filter.checkpoints {
+                tokio::time::sleep_until(next_heartbeat).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             changed = head_changed.changed() => {
                 if changed.is_err() {
                     return;
                 }
             }
+            () = heartbeat => {}
             _ = shutting_down.changed() => return,
             () = tx.closed() => return,
         }
@@ -221,13 +255,19 @@ impl WatchService for Watcher {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let caller = caller(&request)?;
         let request = request.into_inner();
-        let filter = Arc::new(WatchFilter::from_request(&request)?);
+        let filter = Arc::new(WatchFilter::from_request(&request, &caller)?);
         let state = Arc::clone(&self.state);
         let start = request.optional_start_cursor.clone();
+        let tenant = caller.tenant.clone();
         let after = blocking(move || match start {
             Some(start) => {
-                let revision = decode_token("optional_start_cursor", &start.token)?;
+                let revision = state.tokens.decode_token(
+                    &caller.tenant,
+                    "optional_start_cursor",
+                    &start.token,
+                )?;
                 state.store.check_revision(revision)?;
                 Ok(revision)
             }
@@ -235,7 +275,7 @@ impl WatchService for Watcher {
         })
         .await?;
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(follow(Arc::clone(&self.state), filter, after, tx));
+        tokio::spawn(follow(Arc::clone(&self.state), tenant, filter, after, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -44,12 +44,9 @@ impl TestServer {
 
     async fn start_on(config: ServerConfig, options: DatastoreOptions) -> Self {
         let store = Arc::new(MemDatastore::new(options));
-        let state = Arc::new(ServerState::new(
-            store,
-            Engine::default(),
-            config,
-            vec![KEY.to_owned()],
-        ));
+        let state = Arc::new(
+            ServerState::new(store, Engine::default(), config, vec![KEY.to_owned()]).unwrap(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -37,12 +37,15 @@ fn authed<T>(message: T) -> Request<T> {
 }
 
 fn new_state() -> Arc<ServerState> {
-    Arc::new(ServerState::new(
-        Arc::new(MemDatastore::new(DatastoreOptions::default())),
-        Engine::default(),
-        ServerConfig::default(),
-        vec![KEY.to_owned()],
-    ))
+    Arc::new(
+        ServerState::new(
+            Arc::new(MemDatastore::new(DatastoreOptions::default())),
+            Engine::default(),
+            ServerConfig::default(),
+            vec![KEY.to_owned()],
+        )
+        .unwrap(),
+    )
 }
 
 /// A server started with `options`, stopped through `stop`.
@@ -161,12 +164,15 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn the_check_cache_answers_repeated_checks_and_is_exported() {
-    let state = Arc::new(ServerState::new(
-        Arc::new(MemDatastore::new(DatastoreOptions::default())),
-        Engine::default().with_check_cache(1 << 20),
-        ServerConfig::default(),
-        vec![KEY.to_owned()],
-    ));
+    let state = Arc::new(
+        ServerState::new(
+            Arc::new(MemDatastore::new(DatastoreOptions::default())),
+            Engine::default().with_check_cache(1 << 20),
+            ServerConfig::default(),
+            vec![KEY.to_owned()],
+        )
+        .unwrap(),
+    );
     let metrics = Arc::clone(state.metrics().unwrap());
     let server = start(state, ServeOptions::default()).await;
     let channel = plaintext(server.addr).await;

@@ -50,12 +50,15 @@ definition document {
 /// Starts a server; it stops when the test's runtime ends.
 async fn start() -> Channel {
     let store = Arc::new(MemDatastore::new(DatastoreOptions::default()));
-    let state = Arc::new(ServerState::new(
-        store,
-        Engine::default(),
-        ServerConfig::default(),
-        vec![KEY.to_owned()],
-    ));
+    let state = Arc::new(
+        ServerState::new(
+            store,
+            Engine::default(),
+            ServerConfig::default(),
+            vec![KEY.to_owned()],
+        )
+        .unwrap(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(listener, state, std::future::pending()));

@@ -173,12 +173,15 @@ async fn start() -> (Arc<SchemaSwapOnWrite>, Channel) {
         inner: MemDatastore::new(DatastoreOptions::default()),
         armed: Mutex::new(None),
     });
-    let state = Arc::new(ServerState::new(
-        Arc::clone(&store) as Arc<dyn Datastore>,
-        Engine::default(),
-        ServerConfig::default(),
-        vec![KEY.to_owned()],
-    ));
+    let state = Arc::new(
+        ServerState::new(
+            Arc::clone(&store) as Arc<dyn Datastore>,
+            Engine::default(),
+            ServerConfig::default(),
+            vec![KEY.to_owned()],
+        )
+        .unwrap(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(listener, state, std::future::pending()));

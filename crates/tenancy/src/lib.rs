@@ -1,5 +1,5 @@
 //! Multi-tenancy of Ostiary, without gRPC: the tenant registry and quotas, scoped API
-//! tokens, the hash-chained audit log, and in-memory rate and stream limits.
+//! tokens and the hash-chained audit log.
 //!
 //! Everything is stored as [records](ostiary_store::RecordNamespace) in the datastore:
 //!
@@ -43,7 +43,6 @@
 
 pub mod audit;
 mod error;
-mod limits;
 mod scope;
 mod tenants;
 #[cfg(test)]
@@ -61,7 +60,6 @@ use parking_lot::{Mutex, RwLock};
 
 pub use audit::{AuditEntry, AuditFilter, ChainBreak, NewAuditEntry, Verification};
 pub use error::{AuthError, TenancyError};
-pub use limits::{Limit, RateLimited, RateLimiter, StreamLimiter, StreamPermit};
 pub use scope::{Scope, ScopeSet};
 pub use tenants::{Quotas, TenantInfo, TenantState};
 pub use token_text::{TOKEN_PREFIX, TokenFormatError, TokenId, TokenText};
@@ -88,6 +86,10 @@ pub struct Tenancy {
     // INVARIANT: every operation that changes or removes a token record removes its entry
     // (after the change commits), so a revoked token stops working at once in-process.
     token_cache: RwLock<HashMap<TokenId, Arc<tokens::StoredToken>>>,
+    /// Registered tenants read before, by id.
+    // INVARIANT: every change of a tenant's entry through this service removes its cache
+    // entry after the change commits.
+    tenant_cache: RwLock<HashMap<TenantId, TenantInfo>>,
     /// Last-use times not yet written, by token id (see [`Tenancy::flush_last_used`]).
     last_used: Mutex<HashMap<TokenId, (TenantId, Timestamp)>>,
 }
@@ -101,6 +103,7 @@ impl Tenancy {
             clock,
             policy,
             token_cache: RwLock::new(HashMap::new()),
+            tenant_cache: RwLock::new(HashMap::new()),
             last_used: Mutex::new(HashMap::new()),
         }
     }
@@ -115,7 +118,8 @@ impl Tenancy {
         &self.policy
     }
 
-    fn now(&self) -> Timestamp {
+    /// The current time on the service's clock.
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 }

@@ -132,7 +132,10 @@ impl Tenancy {
                 audit::append(txn, &tenant_entry(actor, "tenant.create", ctx, details))?;
                 Ok(())
             })
-            .map(|_| info)
+            .map(|_| {
+                self.tenant_cache.write().remove(id);
+                info
+            })
     }
 
     /// Returns a tenant's registry entry, if it is registered.
@@ -140,15 +143,26 @@ impl Tenancy {
     /// # Errors
     ///
     /// A store error, or [`TenancyError::Internal`] for a corrupt record.
+    ///
+    /// Registered tenants are cached in memory; every change through this service updates
+    /// the cache after it commits.
     pub fn tenant(&self, id: &TenantId) -> Result<Option<TenantInfo>, TenancyError> {
-        self.store
+        if let Some(info) = self.tenant_cache.read().get(id) {
+            return Ok(Some(info.clone()));
+        }
+        let info: Option<TenantInfo> = self
+            .store
             .read_record(
                 &TenantId::system(),
                 &namespace(TENANTS)?,
                 id.as_str().as_bytes(),
             )?
             .map(|bytes| decode("tenant", &bytes))
-            .transpose()
+            .transpose()?;
+        if let Some(info) = &info {
+            self.tenant_cache.write().insert(id.clone(), info.clone());
+        }
+        Ok(info)
     }
 
     /// Lists every registered tenant, by id. Root only.
@@ -301,6 +315,7 @@ impl Tenancy {
             };
             audit::append(txn, &entry).map(|_| ())
         })?;
+        self.tenant_cache.write().remove(id);
         Ok(())
     }
 
@@ -327,6 +342,7 @@ impl Tenancy {
             audit::append(txn, &tenant_entry(actor, action, ctx, details))?;
             Ok::<_, TenancyError>(info)
         })?;
+        self.tenant_cache.write().remove(id);
         Ok(committed.value)
     }
 

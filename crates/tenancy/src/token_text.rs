@@ -61,6 +61,12 @@ impl TokenId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of [`Principal::operator`](crate::Principal::operator), all zeros. Issued ids
+    /// are 80 random bits, and creation refuses this one, so no token ever has it.
+    pub fn operator() -> Self {
+        Self("0".repeat(ID_CHARS))
+    }
 }
 
 impl fmt::Display for TokenId {
@@ -119,7 +125,10 @@ impl TokenText {
 
     /// Generates a new token id and secret from the operating system's CSPRNG.
     pub(crate) fn generate() -> Result<Self, TenancyError> {
-        let id = TokenId(random_text(ID_BYTES)?);
+        let mut id = TokenId(random_text(ID_BYTES)?);
+        while id == TokenId::operator() {
+            id = TokenId(random_text(ID_BYTES)?);
+        }
         Self::with_new_secret(id)
     }
 

@@ -152,6 +152,19 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The server operator: root rights for callers the server authenticated by other means
+    /// (a preshared key, or a server run without authentication). Its token id is
+    /// [`TokenId::operator`], which no issued token has.
+    pub fn operator() -> Self {
+        Self {
+            tenant: TenantId::system(),
+            token_id: TokenId::operator(),
+            scopes: ScopeSet::from([Scope::Root]),
+            definitions: None,
+            expires: None,
+        }
+    }
+
     /// The token's tenant (the system tenant for root).
     pub fn tenant(&self) -> &TenantId {
         &self.tenant
@@ -628,6 +641,17 @@ impl Tenancy {
         Ok(Principal::from_token(info))
     }
 
+    /// The tenant holding the token `id`, if it exists.
+    ///
+    /// # Errors
+    ///
+    /// A store error, or a corrupt index.
+    pub fn token_tenant(&self, id: &TokenId) -> Result<Option<TenantId>, TenancyError> {
+        Ok(self
+            .lookup_token(id)?
+            .map(|stored| stored.info.tenant.clone()))
+    }
+
     /// Finds a token's record: in the in-memory index, else through the system tenant's
     /// id index.
     fn lookup_token(&self, id: &TokenId) -> Result<Option<Arc<StoredToken>>, TenancyError> {
@@ -741,11 +765,13 @@ impl Tenancy {
         Ok(())
     }
 
-    /// Empties the in-memory token index. A deployment where several processes share one
-    /// datastore calls it on a timer (or on a change notification) so that revocations
-    /// made elsewhere take effect; within one process revocation is immediate.
+    /// Empties the in-memory token index and tenant cache. A deployment where several
+    /// processes share one datastore calls it on a timer (or on a change notification) so
+    /// that revocations and tenant changes made elsewhere take effect; within one process
+    /// they are immediate.
     pub fn forget_cached_tokens(&self) {
         self.token_cache.write().clear();
+        self.tenant_cache.write().clear();
     }
 
     fn forget_token(&self, id: &TokenId) {

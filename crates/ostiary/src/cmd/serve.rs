@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ostiary_engine::Engine;
-use ostiary_server::{GrpcTls, ServeOptions, ServerConfig, ServerState, StoreSizeFn};
-use ostiary_store::{Datastore, DatastoreOptions};
+use ostiary_server::{GrpcTls, LimitsConfig, ServeOptions, ServerConfig, ServerState, StoreSizeFn};
+use ostiary_store::{Datastore, DatastoreOptions, SystemClock};
+use ostiary_tenancy::{Principal, Quotas, RequestContext, Tenancy, TokenPolicy};
+use ostiary_types::TenantId;
 use serde::Deserialize;
 
 use crate::cli::{DatastoreEngine, ServeArgs};
@@ -48,8 +50,53 @@ pub(crate) struct ServeConfig {
     pub(crate) grpc_tls_key_path: Option<PathBuf>,
     /// How long a graceful shutdown may take, in seconds.
     pub(crate) shutdown_timeout_secs: u64,
+    /// Where the first start writes the root token.
+    pub(crate) root_token_file: Option<PathBuf>,
+    /// The longest lifetime of an API token.
+    #[serde(deserialize_with = "duration_text")]
+    pub(crate) token_max_lifetime: Duration,
+    /// Allow API tokens without an expiry.
+    pub(crate) token_allow_non_expiring: bool,
+    /// Create a new root token at this start even if one exists.
+    #[serde(skip)]
+    pub(crate) new_root_token: bool,
+    /// Rate limits, stream caps and the authentication failure limit.
+    pub(crate) limits: LimitsSettings,
     /// Request limits and server settings.
     pub(crate) server: ServerConfig,
+}
+
+/// The `[limits]` table: rate limits and abuse prevention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct LimitsSettings {
+    /// Requests per second per token (`0`: unlimited).
+    pub(crate) rate_limit_per_token: u32,
+    /// Concurrent streaming calls per token (`0`: unlimited).
+    pub(crate) max_streams_per_token: usize,
+    /// Failed authentications per minute per client address (`0`: unlimited).
+    pub(crate) auth_failures_per_minute: u32,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        let defaults = LimitsConfig::default();
+        Self {
+            rate_limit_per_token: defaults.per_token_rps,
+            max_streams_per_token: defaults.max_streams_per_token,
+            auth_failures_per_minute: defaults.auth_failures_per_minute,
+        }
+    }
+}
+
+impl From<LimitsSettings> for LimitsConfig {
+    fn from(settings: LimitsSettings) -> Self {
+        Self {
+            per_token_rps: settings.rate_limit_per_token,
+            max_streams_per_token: settings.max_streams_per_token,
+            auth_failures_per_minute: settings.auth_failures_per_minute,
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -72,6 +119,11 @@ impl Default for ServeConfig {
             grpc_tls_cert_path: None,
             grpc_tls_key_path: None,
             shutdown_timeout_secs: 30,
+            root_token_file: None,
+            token_max_lifetime: TokenPolicy::DEFAULT_MAX_LIFETIME,
+            token_allow_non_expiring: false,
+            new_root_token: false,
+            limits: LimitsSettings::default(),
             server: ServerConfig::default(),
         }
     }
@@ -118,7 +170,37 @@ impl ServeConfig {
         if args.grpc_tls_key_path.is_some() {
             self.grpc_tls_key_path = args.grpc_tls_key_path;
         }
+        if args.root_token_file.is_some() {
+            self.root_token_file = args.root_token_file;
+        }
+        if let Some(lifetime) = args.token_max_lifetime {
+            self.token_max_lifetime = lifetime;
+        }
+        self.token_allow_non_expiring |= args.token_allow_non_expiring;
+        self.new_root_token |= args.new_root_token;
+        if let Some(rps) = args.rate_limit_per_token {
+            self.limits.rate_limit_per_token = rps;
+        }
+        if let Some(streams) = args.max_streams_per_token {
+            self.limits.max_streams_per_token = streams;
+        }
+        if let Some(failures) = args.auth_failures_per_minute {
+            self.limits.auth_failures_per_minute = failures;
+        }
         self
+    }
+
+    /// Where the root token file goes.
+    fn root_token_path(&self) -> PathBuf {
+        match (&self.root_token_file, self.datastore_engine) {
+            (Some(path), _) => path.clone(),
+            (None, DatastoreEngine::Rocksdb) => self.datastore_conn_uri.join("root-token"),
+            // A throwaway store: one file per process, so that servers side by side do not
+            // clash.
+            (None, DatastoreEngine::Memory) => {
+                std::env::temp_dir().join(format!("ostiary-root-token-{}", std::process::id()))
+            }
+        }
     }
 
     /// The datastore options these settings ask for.
@@ -144,10 +226,8 @@ impl ServeConfig {
         {
             bail!("`grpc-preshared-key` must not contain an empty key");
         }
-        if !keys_present && !self.insecure_no_auth {
-            bail!(
-                "a preshared key is required: pass `--grpc-preshared-key` (or set `OSTIARY_GRPC_PRESHARED_KEY`), or `--insecure-no-auth` to serve without authentication"
-            );
+        if self.token_max_lifetime.is_zero() {
+            bail!("`token-max-lifetime` must be longer than zero");
         }
         if keys_present && self.insecure_no_auth {
             bail!("`--insecure-no-auth` cannot be combined with `--grpc-preshared-key`");
@@ -195,6 +275,100 @@ fn size_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D
     match Size::deserialize(deserializer)? {
         Size::Bytes(bytes) => Ok(bytes),
         Size::Text(text) => crate::cli::parse_size(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Whether the start creates a root token.
+#[derive(Debug, Clone, Copy)]
+enum RootToken {
+    /// No (`--insecure-no-auth`).
+    None,
+    /// On the first start, one living this long.
+    IfNone(Duration),
+    /// Yes (`--new-root-token`), living this long.
+    New(Duration),
+}
+
+/// Registers the default tenant and creates a root token if asked (on the first start, or
+/// with `--new-root-token`), writing it to `root_token_path`, readable by the owner only.
+fn bootstrap(
+    tenancy: &Tenancy,
+    root_token: RootToken,
+    root_token_path: &Path,
+) -> anyhow::Result<()> {
+    let operator = Principal::operator();
+    let ctx = RequestContext::default();
+    let default = TenantId::default_tenant();
+    if tenancy.tenant(&default)?.is_none() {
+        tenancy.create_tenant(
+            &operator,
+            &default,
+            Quotas::default(),
+            "the default tenant",
+            &ctx,
+        )?;
+    }
+    let lifetime = match root_token {
+        RootToken::None => return Ok(()),
+        RootToken::IfNone(_) if tenancy.has_root_token()? => return Ok(()),
+        RootToken::IfNone(lifetime) => lifetime,
+        RootToken::New(lifetime) => {
+            // A new token replaces the file's old one (which stays valid until revoked).
+            match std::fs::remove_file(root_token_path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(err).with_context(|| {
+                        format!("cannot replace `{}`", root_token_path.display())
+                    });
+                }
+                _ => lifetime,
+            }
+        }
+    };
+    let expires = ostiary_store::add_duration(tenancy.now(), lifetime);
+    let created = tenancy.create_root_token("created at server start", Some(expires), &ctx)?;
+    write_secret_file(root_token_path, created.text.expose()).with_context(|| {
+        format!(
+            "cannot write the root token to `{}`",
+            root_token_path.display()
+        )
+    })?;
+    tracing::warn!(
+        path = %root_token_path.display(),
+        "first start: created a root token and wrote it to this file (owner-only); use it to create tenants and tokens, then store it safely"
+    );
+    Ok(())
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Writes tokens' last-use times to the store every 10 seconds.
+async fn flush_last_used(tenancy: Arc<Tenancy>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        ticks.tick().await;
+        let tenancy = Arc::clone(&tenancy);
+        match tokio::task::spawn_blocking(move || tenancy.flush_last_used()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot record token last-use times"),
+            Err(_) => return,
+        }
     }
 }
 
@@ -278,18 +452,45 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let keys = if config.insecure_no_auth {
-        tracing::warn!("serving without authentication (`--insecure-no-auth`)");
-        Vec::new()
-    } else {
-        config.grpc_preshared_key.clone()
-    };
-    let state = Arc::new(ServerState::new(
+    let tenancy = Arc::new(Tenancy::new(
+        Arc::clone(&store),
+        Arc::new(SystemClock),
+        TokenPolicy {
+            allow_non_expiring: config.token_allow_non_expiring,
+            max_lifetime: Some(config.token_max_lifetime),
+        },
+    ));
+    {
+        let tenancy = Arc::clone(&tenancy);
+        let path = config.root_token_path();
+        let root_token = if config.insecure_no_auth {
+            RootToken::None
+        } else if config.new_root_token {
+            RootToken::New(config.token_max_lifetime)
+        } else {
+            RootToken::IfNone(config.token_max_lifetime)
+        };
+        tokio::task::spawn_blocking(move || bootstrap(&tenancy, root_token, &path))
+            .await
+            .context("bootstrap task failed")??;
+    }
+    let mut state = ServerState::new(
         store,
         Engine::default().with_check_cache(config.dispatch_cache_max_cost),
         config.server.clone(),
-        keys,
-    ));
+        config.grpc_preshared_key.clone(),
+    )
+    .context("cannot read or create the server secret")?
+    .with_tenancy(Arc::clone(&tenancy))
+    .with_limits(config.limits.into());
+    if config.insecure_no_auth {
+        tracing::warn!("serving without authentication (`--insecure-no-auth`)");
+        state = state.insecure_no_auth();
+    }
+    let state = Arc::new(state);
+    // Tenants deleted before a restart finish deleting; last-use times reach the store.
+    state.purge_in_background();
+    tokio::spawn(flush_last_used(Arc::clone(&tenancy)));
     if let Some(size) = store_size {
         state.set_store_size(size);
     }
@@ -478,22 +679,28 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_missing_auth_are_refused() {
+    fn unknown_keys_and_conflicting_auth_are_refused() {
         let err = toml::from_str::<ServeConfig>("grpc-adress = \"127.0.0.1:1\"").unwrap_err();
         assert!(
             err.to_string().contains("unknown field `grpc-adress`"),
             "{err}"
         );
-        let err = ServeConfig::default().validate().unwrap_err();
-        assert!(
-            err.to_string().contains("a preshared key is required"),
-            "{err}"
-        );
-        let insecure = ServeConfig {
+        // API tokens need no preshared key: the first start creates a root token.
+        ServeConfig::default().validate().unwrap();
+        let both = ServeConfig {
             insecure_no_auth: true,
+            grpc_preshared_key: vec!["k".to_owned()],
             ..ServeConfig::default()
         };
-        insecure.validate().unwrap();
+        let err = both.validate().unwrap_err();
+        assert!(err.to_string().contains("cannot be combined"), "{err}");
+        let limits: ServeConfig = toml::from_str(
+            "token-max-lifetime = \"30d\"\n[limits]\nrate-limit-per-token = 5\nmax-streams-per-token = 2\n",
+        )
+        .unwrap();
+        assert_eq!(limits.token_max_lifetime, Duration::from_secs(30 * 86_400));
+        assert_eq!(LimitsConfig::from(limits.limits).per_token_rps, 5);
+        assert_eq!(limits.limits.max_streams_per_token, 2);
     }
 
     #[test]
