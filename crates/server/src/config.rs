@@ -30,6 +30,9 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Revisions a Watch stream reads per step.
     pub watch_batch_revisions: usize,
+    /// The decision log: one Check decision in every this many is logged (target
+    /// `ostiary::decisions`); 0 turns it off (the default).
+    pub decision_log_every: u64,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             max_concurrent_requests: 1024,
             max_message_bytes: 4 * 1024 * 1024,
             watch_batch_revisions: 100,
+            decision_log_every: 0,
         }
     }
 }

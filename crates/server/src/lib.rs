@@ -18,6 +18,7 @@ mod changes;
 mod config;
 mod consistency;
 mod convert;
+mod decisions;
 mod frame_limit;
 mod limits;
 mod metrics;
@@ -78,6 +79,8 @@ pub struct ServerState {
     schema_cache: quick_cache::sync::Cache<TenantId, (Revision, EngineSchema)>,
     /// Bounds the requests served at once.
     permits: Semaphore,
+    /// Samples Check decisions for the decision log.
+    decisions: decisions::DecisionLog,
     /// Flipped to `true` when the server shuts down; Watch streams end on it.
     shutting_down: signal::Sender<bool>,
     /// This server's Prometheus metrics (`None` only if registering them failed).
@@ -112,6 +115,7 @@ impl ServerState {
         preshared_keys: Vec<String>,
     ) -> Result<Self, StoreError> {
         let tokens = token::TokenCodec::load_or_create(store.as_ref())?;
+        let decisions = decisions::DecisionLog::new(config.decision_log_every);
         let permits = Semaphore::new(config.max_concurrent_requests);
         let (shutting_down, _) = signal::channel(false);
         let metrics = match Metrics::new() {
@@ -140,6 +144,7 @@ impl ServerState {
             tokens,
             schema_cache: quick_cache::sync::Cache::new(SCHEMA_CACHE_TENANTS),
             permits,
+            decisions,
             shutting_down,
             metrics,
         })

@@ -605,6 +605,9 @@ impl PermissionsService for Permissions {
                 (result, None)
             };
             state.record(|metrics| metrics.dispatches.inc_by(result.dispatch_count));
+            state
+                .decisions
+                .record(&caller, &item, &result.permissionship, snapshot.revision());
             let (permissionship, partial_caveat_info) = check_permissionship(result.permissionship);
             Ok(pb::CheckPermissionResponse {
                 checked_at: token(&state, tenant, snapshot.revision()),
@@ -695,6 +698,13 @@ impl PermissionsService for Permissions {
                     .sum();
                 metrics.dispatches.inc_by(dispatches);
             });
+            for (item, result) in items.iter().zip(&results) {
+                if let Ok((result, _)) = result {
+                    state
+                        .decisions
+                        .record(&caller, item, &result.permissionship, snapshot.revision());
+                }
+            }
             let pairs = request
                 .items
                 .into_iter()
