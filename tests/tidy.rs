@@ -42,6 +42,7 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
             "ostiary-store",
             "ostiary-engine",
             "ostiary-proto",
+            "ostiary-tenancy",
         ],
     ),
     (
@@ -68,6 +69,7 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
             "ostiary-engine",
             "ostiary-proto",
             "ostiary-server",
+            "ostiary-tenancy",
             "ostiary-validate",
         ],
     ),
