@@ -62,6 +62,15 @@ pub(crate) enum Command {
     Expand(Box<crate::cmd::client::ExpandArgs>),
     /// Follow relationship changes on a running server, one line each.
     Watch(Box<crate::cmd::client::WatchArgs>),
+    /// Manage tenants (root token): create, list, get, suspend, resume, delete, quotas.
+    #[command(subcommand)]
+    Tenant(crate::cmd::client::TenantCommand),
+    /// Manage API tokens (`ost_<id>_<secret>`): create, rotate, revoke, list.
+    #[command(subcommand)]
+    Token(crate::cmd::client::TokenCommand),
+    /// Read, verify and export a tenant's hash-chained audit log.
+    #[command(subcommand)]
+    Audit(crate::cmd::client::AuditCommand),
 }
 
 /// Arguments of `ostiary serve`. Every flag can also come from the environment

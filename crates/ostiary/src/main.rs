@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         Command::LookupSubjects(args) => cmd::client::lookup_subjects(*args),
         Command::Expand(args) => cmd::client::expand(*args),
         Command::Watch(args) => cmd::client::watch(*args),
+        Command::Tenant(command) => cmd::client::tenant(command),
+        Command::Token(command) => cmd::client::token(command),
+        Command::Audit(command) => cmd::client::audit(command),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! Client commands against a running server (`ostiary check`, `ostiary rel ...`,
 //! `ostiary schema read|write|diff`, `ostiary lookup-resources`, `ostiary lookup-subjects`,
-//! `ostiary expand`, `ostiary explain`, `ostiary watch`): the shared connection flags, the gRPC client and the
+//! `ostiary expand`, `ostiary explain`, `ostiary watch`, and the `ostiary.admin.v1` commands
+//! `ostiary tenant|token|audit ...`): the shared connection flags, the gRPC client and the
 //! conversions between text forms and wire messages.
 
 mod commands;
@@ -14,6 +15,9 @@ use ostiary_proto::authzed::api::v1 as pb;
 use ostiary_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
 use ostiary_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
 use ostiary_proto::authzed::api::v1::watch_service_client::WatchServiceClient;
+use ostiary_proto::ostiary::admin::v1::audit_service_client::AuditServiceClient;
+use ostiary_proto::ostiary::admin::v1::tenant_service_client::TenantServiceClient;
+use ostiary_proto::ostiary::admin::v1::token_service_client::TokenServiceClient;
 use ostiary_types::{ObjectRef, Relationship, SubjectRef};
 use serde_json::{Map, Value};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -23,10 +27,17 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 pub(crate) use commands::{
-    CheckArgs, ExpandArgs, LookupResourcesArgs, LookupSubjectsArgs, RelCommand, SchemaDiffArgs,
-    SchemaReadArgs, SchemaWriteArgs, WatchArgs, check, expand, explain, lookup_resources,
-    lookup_subjects, rel, schema_diff, schema_read, schema_write, watch,
+    AuditCommand, CheckArgs, ExpandArgs, LookupResourcesArgs, LookupSubjectsArgs, RelCommand,
+    SchemaDiffArgs, SchemaReadArgs, SchemaWriteArgs, TenantCommand, TokenCommand, WatchArgs, audit,
+    check, expand, explain, lookup_resources, lookup_subjects, rel, schema_diff, schema_read,
+    schema_write, tenant, token, watch,
 };
+
+/// The metadata a root token names the tenant of a call with.
+const TENANT_HEADER: &str = "ostiary-tenant";
+
+/// The metadata naming whom the caller acts for (support access), noted in the audit log.
+const ON_BEHALF_OF_HEADER: &str = "ostiary-on-behalf-of";
 
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +55,8 @@ pub(crate) struct ConnectionArgs {
     /// [default: 127.0.0.1:50051].
     #[arg(long, env = "OSTIARY_ENDPOINT", value_name = "ADDR")]
     pub(crate) endpoint: Option<String>,
-    /// The preshared key, sent as `authorization: Bearer <token>`.
+    /// The API token (`ost_<id>_<secret>`) or preshared key, sent as
+    /// `authorization: Bearer <token>`.
     #[arg(
         long,
         env = "OSTIARY_TOKEN",
@@ -52,6 +64,14 @@ pub(crate) struct ConnectionArgs {
         value_name = "TOKEN"
     )]
     pub(crate) token: Option<String>,
+    /// The tenant to act on, sent as `ostiary-tenant` metadata (a root token may name any
+    /// tenant; another token only its own) [default: the token's tenant].
+    #[arg(long, env = "OSTIARY_TENANT", value_name = "TENANT")]
+    pub(crate) tenant: Option<String>,
+    /// Whom this call is made for (support access), sent as `ostiary-on-behalf-of` metadata
+    /// and noted in the audit log.
+    #[arg(long, env = "OSTIARY_ON_BEHALF_OF", value_name = "TEXT")]
+    pub(crate) on_behalf_of: Option<String>,
     /// Connect in plaintext (no TLS), like `zed --insecure`.
     #[arg(long, env = "OSTIARY_INSECURE")]
     pub(crate) insecure: bool,
@@ -78,6 +98,7 @@ pub(crate) struct ConnectionArgs {
 /// endpoint = "127.0.0.1:50051"
 /// token = "secret"
 /// insecure = true
+/// tenant = "acme"
 /// ```
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -97,6 +118,7 @@ pub(crate) struct Profile {
     token: Option<String>,
     insecure: Option<bool>,
     ca_path: Option<PathBuf>,
+    tenant: Option<String>,
 }
 
 /// Where the client configuration file is, if anywhere.
@@ -141,23 +163,33 @@ fn load_profile(name: Option<&str>) -> anyhow::Result<Profile> {
         .ok_or_else(|| anyhow::anyhow!("profile `{name}` not found in `{shown}`"))
 }
 
-/// Adds `authorization: Bearer <token>` to every request when a token was given.
-#[derive(Debug, Clone)]
-pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
+/// Adds the connection's metadata to every request: `authorization: Bearer <token>` when a
+/// token was given, `ostiary-tenant` and `ostiary-on-behalf-of` when named.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallMetadata(Vec<(&'static str, MetadataValue<Ascii>)>);
 
-impl Interceptor for Bearer {
+impl CallMetadata {
+    /// Adds `key: value`; `what` names the setting in the error when `value` cannot be sent.
+    fn push(&mut self, key: &'static str, value: &str, what: &str) -> anyhow::Result<()> {
+        let value = value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the {what} contains characters a header cannot carry"))?;
+        self.0.push((key, value));
+        Ok(())
+    }
+}
+
+impl Interceptor for CallMetadata {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+        for (key, value) in &self.0 {
+            request.metadata_mut().insert(*key, value.clone());
         }
         Ok(request)
     }
 }
 
 /// An authenticated channel.
-pub(crate) type Authed = InterceptedService<Channel, Bearer>;
+pub(crate) type Authed = InterceptedService<Channel, CallMetadata>;
 
 /// The service clients over one connection.
 pub(crate) struct Clients {
@@ -167,6 +199,12 @@ pub(crate) struct Clients {
     pub(crate) schema: SchemaServiceClient<Authed>,
     /// `WatchService`.
     pub(crate) watch: WatchServiceClient<Authed>,
+    /// `ostiary.admin.v1.TenantService`.
+    pub(crate) tenants: TenantServiceClient<Authed>,
+    /// `ostiary.admin.v1.TokenService`.
+    pub(crate) tokens: TokenServiceClient<Authed>,
+    /// `ostiary.admin.v1.AuditService`.
+    pub(crate) audit: AuditServiceClient<Authed>,
 }
 
 impl ConnectionArgs {
@@ -181,6 +219,7 @@ impl ConnectionArgs {
         let insecure = self.insecure || profile.insecure.unwrap_or(false);
         let ca_path = self.ca_path.clone().or(profile.ca_path);
         let token = self.token.clone().or(profile.token);
+        let tenant = self.tenant.clone().or(profile.tenant);
         let has_scheme = address.contains("://");
         let tls = !insecure && !address.starts_with("http://");
         let url = if has_scheme {
@@ -209,22 +248,26 @@ impl ConnectionArgs {
             .connect()
             .await
             .with_context(|| format!("cannot connect to `{address}`"))?;
-        let bearer = match &token {
-            Some(token) => Some(
-                format!("Bearer {token}")
-                    .parse()
-                    .context("the token contains characters a header cannot carry")?,
-            ),
-            None => None,
-        };
-        let bearer = Bearer(bearer);
+        let mut metadata = CallMetadata::default();
+        if let Some(token) = &token {
+            metadata.push("authorization", &format!("Bearer {token}"), "token")?;
+        }
+        if let Some(tenant) = &tenant {
+            metadata.push(TENANT_HEADER, tenant, "tenant")?;
+        }
+        if let Some(on_behalf_of) = &self.on_behalf_of {
+            metadata.push(ON_BEHALF_OF_HEADER, on_behalf_of, "`--on-behalf-of` text")?;
+        }
         Ok(Clients {
             permissions: PermissionsServiceClient::with_interceptor(
                 channel.clone(),
-                bearer.clone(),
+                metadata.clone(),
             ),
-            schema: SchemaServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            watch: WatchServiceClient::with_interceptor(channel, bearer),
+            schema: SchemaServiceClient::with_interceptor(channel.clone(), metadata.clone()),
+            watch: WatchServiceClient::with_interceptor(channel.clone(), metadata.clone()),
+            tenants: TenantServiceClient::with_interceptor(channel.clone(), metadata.clone()),
+            tokens: TokenServiceClient::with_interceptor(channel.clone(), metadata.clone()),
+            audit: AuditServiceClient::with_interceptor(channel, metadata),
         })
     }
 }
@@ -473,13 +516,14 @@ mod tests {
     #[test]
     fn client_config_parses_profiles() {
         let config: ClientConfig = toml::from_str(
-            "default-profile = \"local\"\n[profiles.local]\nendpoint = \"h:1\"\ninsecure = true\n",
+            "default-profile = \"local\"\n[profiles.local]\nendpoint = \"h:1\"\ninsecure = true\ntenant = \"acme\"\n",
         )
         .unwrap();
         assert_eq!(config.default_profile.as_deref(), Some("local"));
         let local = &config.profiles["local"];
         assert_eq!(local.endpoint.as_deref(), Some("h:1"));
         assert_eq!(local.insecure, Some(true));
+        assert_eq!(local.tenant.as_deref(), Some("acme"));
         assert!(toml::from_str::<ClientConfig>("[profiles.x]\nport = 1\n").is_err());
     }
 

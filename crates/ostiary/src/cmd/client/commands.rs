@@ -11,8 +11,10 @@ use ostiary_proto::authzed::api::v1 as pb;
 use ostiary_types::{ObjectRef, Relationship, SubjectRef};
 use serde_json::{Map, Value, json};
 
+mod admin;
 mod explain;
 
+pub(crate) use admin::{AuditCommand, TenantCommand, TokenCommand, audit, tenant, token};
 pub(crate) use explain::explain;
 
 use super::{
