@@ -146,9 +146,8 @@ pub(crate) struct ServeArgs {
     /// The PEM private key of `--grpc-tls-cert-path`.
     #[arg(long, env = "OSTIARY_GRPC_TLS_KEY_PATH", value_name = "FILE")]
     pub(crate) grpc_tls_key_path: Option<PathBuf>,
-    /// Where the first start writes the root token (owner-only) [default: `root-token` in
-    /// the data directory; for `memory`, `ostiary-root-token-<pid>` in the temporary
-    /// directory].
+    /// Where the first start writes the root token (owner-only) [default: root-token in the
+    /// data directory; for memory, ostiary-root-token-PID in the temporary directory].
     #[arg(long, env = "OSTIARY_ROOT_TOKEN_FILE", value_name = "FILE")]
     pub(crate) root_token_file: Option<PathBuf>,
     /// The longest lifetime of an API token [default: 366d].

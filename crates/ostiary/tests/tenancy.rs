@@ -708,6 +708,50 @@ fn the_tenant_option_comes_from_the_profile() {
     ]);
     assert_eq!(other.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&other.stderr).contains("FailedPrecondition"));
+    // export and import take --tenant too: copy team-a into team-b.
+    server.ok(KEY, &["tenant", "create", "team-b"]);
+    let file = dir.path().join("team-a.jsonl");
+    let transfer = |args: &[&str]| {
+        let output = command()
+            .args(args)
+            .args(["--endpoint", &server.addr, "--token", KEY])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    transfer(&["export", file.to_str().unwrap(), "--tenant", "team-a"]);
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        exported.contains(r#"{"resource":{"type":"document","id":"x"},"relation":"viewer""#),
+        "{exported}"
+    );
+    assert!(exported.contains(r#""count":1"#), "{exported}");
+    transfer(&[
+        "import",
+        file.to_str().unwrap(),
+        "--tenant",
+        "team-b",
+        "--on-behalf-of",
+        "migration",
+    ]);
+    assert_eq!(
+        server
+            .ok(KEY, &["rel", "read", "document", "--tenant", "team-b"])
+            .trim(),
+        "document:x#viewer@user:ann"
+    );
+    let imported = server.audit(KEY, &["--for-tenant", "team-b"]);
+    assert_eq!(actions(&imported), ["schema.write", "relationships.import"]);
+    assert!(
+        imported
+            .iter()
+            .all(|entry| entry["on_behalf_of"] == "migration")
+    );
+
     // A malformed tenant id is refused by the server.
     let bad = run(&[
         "check",

@@ -169,6 +169,26 @@ fn load_profile(name: Option<&str>) -> anyhow::Result<Profile> {
 pub(crate) struct CallMetadata(Vec<(&'static str, MetadataValue<Ascii>)>);
 
 impl CallMetadata {
+    /// The metadata for a bearer `token`, a `tenant` (`ostiary-tenant`) and whom the calls
+    /// are made for (`ostiary-on-behalf-of`), each when given.
+    pub(crate) fn new(
+        token: Option<&str>,
+        tenant: Option<&str>,
+        on_behalf_of: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let mut metadata = Self::default();
+        if let Some(token) = token {
+            metadata.push("authorization", &format!("Bearer {token}"), "token")?;
+        }
+        if let Some(tenant) = tenant {
+            metadata.push(TENANT_HEADER, tenant, "tenant")?;
+        }
+        if let Some(on_behalf_of) = on_behalf_of {
+            metadata.push(ON_BEHALF_OF_HEADER, on_behalf_of, "`--on-behalf-of` text")?;
+        }
+        Ok(metadata)
+    }
+
     /// Adds `key: value`; `what` names the setting in the error when `value` cannot be sent.
     fn push(&mut self, key: &'static str, value: &str, what: &str) -> anyhow::Result<()> {
         let value = value
@@ -248,16 +268,11 @@ impl ConnectionArgs {
             .connect()
             .await
             .with_context(|| format!("cannot connect to `{address}`"))?;
-        let mut metadata = CallMetadata::default();
-        if let Some(token) = &token {
-            metadata.push("authorization", &format!("Bearer {token}"), "token")?;
-        }
-        if let Some(tenant) = &tenant {
-            metadata.push(TENANT_HEADER, tenant, "tenant")?;
-        }
-        if let Some(on_behalf_of) = &self.on_behalf_of {
-            metadata.push(ON_BEHALF_OF_HEADER, on_behalf_of, "`--on-behalf-of` text")?;
-        }
+        let metadata = CallMetadata::new(
+            token.as_deref(),
+            tenant.as_deref(),
+            self.on_behalf_of.as_deref(),
+        )?;
         Ok(Clients {
             permissions: PermissionsServiceClient::with_interceptor(
                 channel.clone(),

@@ -31,13 +31,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ostiary_proto::authzed::api::v1 as pb;
 use ostiary_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
 use ostiary_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
+use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
 
 use self::format::{Checkpoint, Digest, Header, Line};
+use crate::cmd::client::CallMetadata;
 
 /// Relationships per ImportBulkRelationships message.
 pub(crate) const MESSAGE_SIZE: usize = 1000;
@@ -53,7 +52,7 @@ pub(crate) struct ConnectionArgs {
     /// The server's gRPC address (`HOST:PORT`, or a `http://` URL); plaintext.
     #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
     pub(crate) endpoint: String,
-    /// The preshared key, sent as `authorization: Bearer <token>`.
+    /// The API token or preshared key, sent as `authorization: Bearer <token>`.
     #[arg(
         long,
         env = "OSTIARY_TOKEN",
@@ -61,6 +60,14 @@ pub(crate) struct ConnectionArgs {
         hide_env_values = true
     )]
     pub(crate) token: Option<String>,
+    /// The tenant to export from or import into, sent as `ostiary-tenant` metadata (a root
+    /// token may name any tenant) [default: the token's tenant].
+    #[arg(long, env = "OSTIARY_TENANT", value_name = "TENANT")]
+    pub(crate) tenant: Option<String>,
+    /// Whom the calls are made for, sent as `ostiary-on-behalf-of` metadata and noted in the
+    /// audit log.
+    #[arg(long, env = "OSTIARY_ON_BEHALF_OF", value_name = "TEXT")]
+    pub(crate) on_behalf_of: Option<String>,
 }
 
 /// Arguments of `ostiary export`.
@@ -92,22 +99,7 @@ pub(crate) struct ImportArgs {
     pub(crate) connection: ConnectionArgs,
 }
 
-/// Adds the bearer token, if any, to every request.
-#[derive(Clone, Debug)]
-pub(crate) struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
+type Authed = InterceptedService<Channel, CallMetadata>;
 
 /// The clients of one server.
 #[derive(Debug)]
@@ -127,19 +119,17 @@ async fn connect(args: &ConnectionArgs) -> anyhow::Result<Clients> {
         .connect()
         .await
         .with_context(|| format!("cannot connect to `{url}`"))?;
-    let bearer = args
-        .token
-        .as_ref()
-        .map(|token| format!("Bearer {token}").parse())
-        .transpose()
-        .context("the token is not a valid header value")?;
-    let bearer = Bearer(bearer);
+    let metadata = CallMetadata::new(
+        args.token.as_deref(),
+        args.tenant.as_deref(),
+        args.on_behalf_of.as_deref(),
+    )?;
     Ok(Clients {
         permissions: PermissionsServiceClient::new(InterceptedService::new(
             channel.clone(),
-            bearer.clone(),
+            metadata.clone(),
         )),
-        schema: SchemaServiceClient::new(InterceptedService::new(channel, bearer)),
+        schema: SchemaServiceClient::new(InterceptedService::new(channel, metadata)),
     })
 }
 
