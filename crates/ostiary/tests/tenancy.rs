@@ -428,6 +428,10 @@ fn tenants_tokens_and_audit_from_the_command_line() {
         &["check", "document:plan", "view", "user:alice"],
         "Unauthenticated",
     );
+    let remaining = server.json(&admin_secret, &["token", "list"]);
+    assert_eq!(remaining.as_array().unwrap().len(), 1, "{remaining}");
+    assert_eq!(remaining[0]["id"], admin_id.as_str());
+    assert!(remaining[0]["last_used_at"].is_string(), "{remaining}");
 
     // A root caller picks the tenant with --tenant (or OSTIARY_TENANT), and notes whom it
     // acts for with --on-behalf-of.

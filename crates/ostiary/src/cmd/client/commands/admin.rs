@@ -20,6 +20,9 @@ use crate::cli::{parse_duration, parse_size};
 /// Entries asked for per ReadAuditLog call; longer reads page with `after_sequence`.
 const AUDIT_PAGE: u32 = 1000;
 
+/// The longest details an audit table shows (`--json` shows them whole).
+const MAX_DETAILS_CHARS: usize = 120;
+
 /// `ostiary tenant ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TenantCommand {
@@ -830,6 +833,17 @@ async fn read_entries(
     Ok(n_read)
 }
 
+/// `text` cut to `max` characters, ending with `…` when cut.
+fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
 /// The human verdict of a verification.
 fn verify_text(response: &pb::VerifyAuditLogResponse) -> String {
     if response.intact {
@@ -880,7 +894,7 @@ pub(crate) fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
                             } else {
                                 entry.on_behalf_of.clone()
                             },
-                            entry.details_json.clone(),
+                            shortened(&entry.details_json, MAX_DETAILS_CHARS),
                         ]);
                     }
                     Ok(())
@@ -1010,6 +1024,8 @@ mod tests {
             ],
         );
         assert_eq!(text, "ID    STATE\nacme  active\na     suspended");
+        assert_eq!(shortened("abcdef", 4), "abc…");
+        assert_eq!(shortened("abcd", 4), "abcd");
         assert_eq!(
             fields(&[("id", "x".to_owned()), ("secret", "y".to_owned())]),
             "id:     x\nsecret: y"
