@@ -159,8 +159,8 @@ pub(crate) struct TokenCreateArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     ttl: Option<Duration>,
     /// What the token is for.
-    #[arg(long, default_value = "", value_name = "TEXT")]
-    description: String,
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
     /// The tenant of the new token (root token only) [default: the caller's tenant].
     #[arg(long, value_name = "TENANT")]
     for_tenant: Option<String>,
@@ -524,11 +524,20 @@ pub(crate) fn tenant(command: TenantCommand) -> anyhow::Result<ExitCode> {
                 let mut clients = args.conn.connect().await?;
                 let response = clients
                     .tenants
-                    .delete_tenant(pb::DeleteTenantRequest { id: args.id })
+                    .delete_tenant(pb::DeleteTenantRequest {
+                        id: args.id.clone(),
+                    })
                     .await
                     .map_err(rpc_error)?
                     .into_inner();
-                print_tenant(&args.conn, response.tenant)
+                let code = print_tenant(&args.conn, response.tenant)?;
+                if !args.conn.json {
+                    out(&format!(
+                        "its data is being removed in the background; `ostiary tenant get {}` answers NotFound once it is gone",
+                        args.id
+                    ))?;
+                }
+                Ok(code)
             }
             TenantCommand::Quotas(args) => {
                 if args.quotas.is_empty() {
@@ -665,7 +674,7 @@ pub(crate) fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
                         scopes: args.scopes.iter().map(|scope| *scope as i32).collect(),
                         definitions: args.definitions.clone(),
                         ttl,
-                        description: args.description.clone(),
+                        description: args.description.clone().unwrap_or_default(),
                     })
                     .await
                     .map_err(rpc_error)?
