@@ -12,6 +12,7 @@
 
 mod audit;
 mod isolation;
+mod latency;
 mod limits;
 mod support;
 mod tokens;
