@@ -169,6 +169,10 @@ pub(crate) struct LoadReport {
     pub(crate) seconds: f64,
     /// `ImportBulkRelationships` or `WriteRelationships`.
     pub(crate) method: &'static str,
+    /// CPU seconds the server used during the load.
+    pub(crate) server_cpu_seconds: Option<f64>,
+    /// CPU seconds this process used during the load (generating and encoding relationships).
+    pub(crate) client_cpu_seconds: Option<f64>,
 }
 
 /// Writes the schema and the relationships of `workload` to the server behind `channel`:
@@ -177,8 +181,11 @@ pub(crate) async fn load(
     channel: Channel,
     workload: Arc<Workload>,
     bulk: bool,
+    server_pid: u32,
 ) -> anyhow::Result<LoadReport> {
     let start = Instant::now();
+    let server_cpu_start = procfs::cpu_seconds(server_pid);
+    let client_cpu_start = procfs::self_cpu_seconds();
     let mut schema = pb::schema_service_client::SchemaServiceClient::new(channel.clone());
     schema
         .write_schema(pb::WriteSchemaRequest {
@@ -254,10 +261,13 @@ pub(crate) async fn load(
     if written != expected {
         bail!("loaded {written} relationships of {expected}");
     }
+    let delta = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
     Ok(LoadReport {
         relationships: written,
         seconds: start.elapsed().as_secs_f64(),
         method,
+        server_cpu_seconds: delta(server_cpu_start, procfs::cpu_seconds(server_pid)),
+        client_cpu_seconds: delta(client_cpu_start, procfs::self_cpu_seconds()),
     })
 }
 

@@ -68,6 +68,9 @@ struct Args {
     /// Workload seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Skip the Ostiary-only scale runs of `flat`.
+    #[arg(long)]
+    no_scale: bool,
     /// Skip SpiceDB (Ostiary and the mock only).
     #[arg(long)]
     no_spicedb: bool,
@@ -121,7 +124,11 @@ impl Settings {
             },
             settle: Duration::from_secs_f64(settle),
             scale: args.scale.unwrap_or(scale),
-            scale_points: args.scale_points.clone().unwrap_or(points),
+            scale_points: if args.no_scale {
+                Vec::new()
+            } else {
+                args.scale_points.clone().unwrap_or(points)
+            },
         }
     }
 }
@@ -240,6 +247,7 @@ async fn run_workload(
             run.channels[0].clone(),
             Arc::clone(&workload),
             target.is_ostiary(),
+            run.server.pid(),
         )
         .await
         .with_context(|| format!("loading `{}` into {}", workload.name, target.label()))?;
@@ -375,6 +383,15 @@ fn fmt_opt_us(value: Option<f64>) -> String {
 /// Ratio of medians where the two sides were not measured in the same rounds (the mock).
 fn ratio_to_mock(ostiary: Option<&Summary>, mock: Option<&Summary>) -> Option<f64> {
     ostiary_bench::loadgen::stats::ratio(us_per_call(ostiary), us_per_call(mock))
+}
+
+fn load_cpu_per_relationship(cpu_seconds: Option<f64>, report: &driver::LoadReport) -> String {
+    match cpu_seconds {
+        Some(cpu) if report.relationships > 0 => {
+            format!("{:.2}", cpu * 1e6 / report.relationships as f64)
+        }
+        _ => "-".to_owned(),
+    }
 }
 
 fn machine_description() -> String {
@@ -636,6 +653,8 @@ fn render(
                     row.report.method.to_owned(),
                     format!("{:.2}", row.report.seconds),
                     fmt_count(row.report.relationships as f64 / row.report.seconds),
+                    load_cpu_per_relationship(row.report.server_cpu_seconds, &row.report),
+                    load_cpu_per_relationship(row.report.client_cpu_seconds, &row.report),
                     fmt_bytes(row.peak_rss),
                 ]
             })
@@ -795,6 +814,14 @@ fn render(
                         || "-".to_owned(),
                         |l| fmt_count(l.report.relationships as f64 / l.report.seconds),
                     ),
+                    load.map_or_else(
+                        || "-".to_owned(),
+                        |l| load_cpu_per_relationship(l.report.server_cpu_seconds, &l.report),
+                    ),
+                    load.map_or_else(
+                        || "-".to_owned(),
+                        |l| load_cpu_per_relationship(l.report.client_cpu_seconds, &l.report),
+                    ),
                     fmt_bytes(load.and_then(|l| l.peak_rss)),
                     answers_cell(&summary, c),
                 ]);
@@ -811,6 +838,8 @@ fn render(
                 "server CPU s/1k calls",
                 "gen CPU",
                 "load relationships/s",
+                "load server CPU µs/rel.",
+                "load gen CPU µs/rel.",
                 "peak RSS",
                 "answers",
             ],
