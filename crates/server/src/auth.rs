@@ -19,6 +19,7 @@
 //!    `retry-after-ms` metadata) and the cap on concurrent streams per token;
 //! 6. the [`Caller`] goes into the request's extensions for the handlers.
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -380,7 +381,32 @@ fn constant_time_eq(left: &str, right: &str) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct AccessLayer {
     authority: Arc<Authority>,
-    request_ids: Arc<AtomicU64>,
+    request_ids: Arc<RequestIds>,
+}
+
+/// Generates request ids: a counter passed through SipHash under a random per-process key,
+/// as 16 hex digits. Not the counter itself: request ids reach every tenant's audit log,
+/// and consecutive numbers would tell a tenant how many requests other tenants made
+/// between two of its own.
+#[derive(Debug)]
+struct RequestIds {
+    next: AtomicU64,
+    key: RandomState,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        Self {
+            next: AtomicU64::new(1),
+            key: RandomState::new(),
+        }
+    }
+
+    /// A fresh id.
+    fn next_id(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}", self.key.hash_one(n))
+    }
 }
 
 impl AccessLayer {
@@ -388,7 +414,7 @@ impl AccessLayer {
     pub(crate) fn new(authority: Arc<Authority>) -> Self {
         Self {
             authority,
-            request_ids: Arc::new(AtomicU64::new(1)),
+            request_ids: Arc::new(RequestIds::new()),
         }
     }
 }
@@ -410,7 +436,7 @@ impl<S> Layer<S> for AccessLayer {
 pub(crate) struct AccessControl<S> {
     inner: S,
     authority: Arc<Authority>,
-    request_ids: Arc<AtomicU64>,
+    request_ids: Arc<RequestIds>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
@@ -440,10 +466,7 @@ where
             .headers()
             .get("x-request-id")
             .and_then(|value| value.to_str().ok())
-            .map_or_else(
-                || self.request_ids.fetch_add(1, Ordering::Relaxed).to_string(),
-                ToOwned::to_owned,
-            );
+            .map_or_else(|| self.request_ids.next_id(), ToOwned::to_owned);
         let span = tracing::info_span!("rpc", method = %path, request_id = %request_id);
         let (scope, streaming) = match route(&path) {
             Route::Public => {

@@ -573,3 +573,68 @@ async fn verify_passes_intact_and_pinpoints_a_flipped_byte_a_removed_entry_and_a
     assert_eq!(report.entries_checked, n_entries);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn request_ids_in_the_audit_log_do_not_count_other_tenants_requests() {
+    let (server, token) = tenant_a().await;
+    let secret = &token.secret;
+    server.write_schema(secret, SCHEMA).await;
+    server
+        .create_tenant("b", admin::TenantQuotas::default())
+        .await;
+    let b_token = server.create_token("b", &[admin::Scope::Read], &[]).await;
+    server
+        .write(secret, vec![touch("document:1#viewer@user:alice")])
+        .await
+        .unwrap();
+    let n_b_requests = 25;
+    for _ in 0..n_b_requests {
+        server
+            .schema()
+            .read_schema(req(&b_token.secret, pb::ReadSchemaRequest {}))
+            .await
+            .ok();
+    }
+    server
+        .write(secret, vec![touch("document:2#viewer@user:alice")])
+        .await
+        .unwrap();
+    let log = server.audit_log("a").await;
+    let ids: Vec<&str> = log[log.len() - 2..]
+        .iter()
+        .map(|entry| entry.request_id.as_str())
+        .collect();
+    // Generated ids are opaque: 16 hex digits that say nothing about the requests between.
+    for id in &ids {
+        assert_eq!(id.len(), 16, "{ids:?}");
+        assert!(id.bytes().all(|byte| byte.is_ascii_hexdigit()), "{ids:?}");
+    }
+    assert_ne!(ids[0], ids[1]);
+    let as_numbers = (
+        u64::from_str_radix(ids[0], 16).unwrap(),
+        u64::from_str_radix(ids[1], 16).unwrap(),
+    );
+    assert!(
+        as_numbers.1.abs_diff(as_numbers.0) > 1000,
+        "request ids look like a counter: {ids:?}"
+    );
+    // A request id the client sends is kept as is.
+    let mut request = req(
+        secret,
+        pb::WriteRelationshipsRequest {
+            updates: vec![touch("document:3#viewer@user:alice")],
+            ..Default::default()
+        },
+    );
+    request
+        .metadata_mut()
+        .insert("x-request-id", "client-chosen-7".parse().unwrap());
+    server
+        .permissions()
+        .write_relationships(request)
+        .await
+        .unwrap();
+    let log = server.audit_log("a").await;
+    assert_eq!(log.last().unwrap().request_id, "client-chosen-7");
+    server.stop().await;
+}
