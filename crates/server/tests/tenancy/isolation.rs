@@ -1441,3 +1441,236 @@ async fn tenant_a_never_observes_nor_changes_tenant_b() {
     with_data.server.stop().await;
     without_data.server.stop().await;
 }
+
+/// Every foreign thing `a` can name, existing and not: the outcome must not tell which.
+#[tokio::test]
+async fn errors_do_not_depend_on_whether_the_foreign_thing_exists() {
+    let world = world(true).await;
+    // Pairs of calls that differ only in naming an existing or a missing thing of `b`.
+    let mut pairs: Vec<(Call, Call, Option<&str>, Option<&str>)> = Vec::new();
+    let header = |tenant: &'static str| Some(tenant);
+    for existing in ["b_check_id", "b_admin_id", "b_all_id"] {
+        pairs.push((
+            Call::RotateToken { id: existing },
+            Call::RotateToken { id: "unknown_id" },
+            None,
+            None,
+        ));
+        pairs.push((
+            Call::RevokeToken { id: existing },
+            Call::RevokeToken { id: "unknown_id" },
+            None,
+            None,
+        ));
+    }
+    pairs.push((
+        Call::ListTokens { tenant: "b" },
+        Call::ListTokens { tenant: "nobody" },
+        None,
+        None,
+    ));
+    pairs.push((
+        Call::CreateToken { tenant: "b" },
+        Call::CreateToken { tenant: "nobody" },
+        None,
+        None,
+    ));
+    pairs.push((
+        Call::ReadAudit { tenant: "b" },
+        Call::ReadAudit { tenant: "nobody" },
+        None,
+        None,
+    ));
+    pairs.push((
+        Call::VerifyAudit { tenant: "b" },
+        Call::VerifyAudit { tenant: "nobody" },
+        None,
+        None,
+    ));
+    for what in 0..7 {
+        pairs.push((
+            Call::Tenant { what, id: "b" },
+            Call::Tenant { what, id: "nobody" },
+            None,
+            None,
+        ));
+    }
+    // The same call naming `b` or a tenant that does not exist in metadata.
+    pairs.push((
+        Call::ReadSchema,
+        Call::ReadSchema,
+        header("b"),
+        header("nobody"),
+    ));
+    // `b`'s consistency tokens and cursors against garbage ones.
+    for label in ["b_write", "b_schema", "b_read", "b_delete"] {
+        pairs.push((
+            Call::Watch {
+                start: label,
+                filter: None,
+            },
+            Call::Watch {
+                start: "garbage",
+                filter: None,
+            },
+            None,
+            None,
+        ));
+        pairs.push((
+            Call::Check {
+                resource: "document:1".into(),
+                permission: "view",
+                subject: "user:alice",
+                consistency: Consistency::Exact(label),
+            },
+            Call::Check {
+                resource: "document:1".into(),
+                permission: "view",
+                subject: "user:alice",
+                consistency: Consistency::Exact("garbage"),
+            },
+            None,
+            None,
+        ));
+    }
+    for label in ["b_read_cursor", "b_export_cursor"] {
+        pairs.push((
+            Call::Read {
+                filter: Filter {
+                    resource_type: "document",
+                    resource_id: None,
+                    relation: None,
+                    subject: None,
+                },
+                consistency: Consistency::Full,
+                limit: 1,
+                cursor: Some(label),
+            },
+            Call::Read {
+                filter: Filter {
+                    resource_type: "document",
+                    resource_id: None,
+                    relation: None,
+                    subject: None,
+                },
+                consistency: Consistency::Full,
+                limit: 1,
+                cursor: Some("garbage_cursor"),
+            },
+            None,
+            None,
+        ));
+    }
+    // Only the names differ in the texts.
+    let neutral = |text: String| {
+        let mut text = text;
+        for label in ["<b_check_id>", "<b_admin_id>", "<b_all_id>", "<unknown_id>"] {
+            text = text.replace(label, "<id>");
+        }
+        for label in [
+            "<b_write>",
+            "<b_schema>",
+            "<b_read>",
+            "<b_delete>",
+            "<garbage>",
+        ] {
+            text = text.replace(label, "<zedtoken>");
+        }
+        for label in ["<b_read_cursor>", "<b_export_cursor>", "<garbage_cursor>"] {
+            text = text.replace(label, "<cursor>");
+        }
+        text.replace("`nobody`", "`b`")
+    };
+    let mut n_compared = 0;
+    for actor in ACTORS {
+        for (existing, missing, existing_header, missing_header) in &pairs {
+            let attempt = |call: &Call, header: Option<&'static str>| Attempt {
+                actor,
+                tenant_header: header,
+                on_behalf_of: false,
+                call: call.clone(),
+            };
+            let existing_attempt = attempt(existing, *existing_header);
+            let missing_attempt = attempt(missing, *missing_header);
+            let seen_existing = neutral(world.mask(&run(&world, &existing_attempt).await.text));
+            let seen_missing = neutral(world.mask(&run(&world, &missing_attempt).await.text));
+            assert!(
+                seen_existing.starts_with("ERR"),
+                "{existing_attempt:?} succeeded: {seen_existing}"
+            );
+            assert_eq!(
+                seen_existing, seen_missing,
+                "{existing_attempt:?} and {missing_attempt:?} tell apart"
+            );
+            n_compared += 1;
+        }
+    }
+    assert!(n_compared > 200);
+    world.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_watch_stream_carries_only_its_own_tenants_changes() {
+    let world = world(true).await;
+    let server = &world.server;
+    let mut stream = server
+        .watch()
+        .watch(req(
+            world.value("a_watch"),
+            pb::WatchRequest {
+                optional_update_kinds: vec![
+                    pb::WatchKind::IncludeRelationshipUpdates as i32,
+                    pb::WatchKind::IncludeSchemaUpdates as i32,
+                ],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // `b` writes relationships with the same ids, deletes some and rewrites its schema;
+    // then `a` writes one relationship.
+    let b_all = world.value("b_all");
+    for idx in 0..20 {
+        server
+            .write(
+                b_all,
+                vec![touch(&format!("document:1#viewer@user:x{idx}"))],
+            )
+            .await
+            .unwrap();
+    }
+    server
+        .write(
+            b_all,
+            vec![crate::support::delete("document:1#viewer@user:x3")],
+        )
+        .await
+        .unwrap();
+    server
+        .write_schema(b_all, &format!("{SCHEMA}{B_EXTRA}definition more {{}}\n"))
+        .await;
+    server
+        .write(
+            world.value("a_all"),
+            vec![touch("document:1#viewer@user:marker")],
+        )
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!first.schema_updated, "{first:?}");
+    let seen: Vec<String> = first
+        .updates
+        .iter()
+        .map(|update| crate::support::text(update.relationship.as_ref().unwrap()))
+        .collect();
+    assert_eq!(seen, vec!["document:1#viewer@user:marker".to_owned()]);
+    // Nothing else follows.
+    let next = tokio::time::timeout(Duration::from_millis(200), stream.message()).await;
+    assert!(next.is_err(), "unexpected message: {next:?}");
+    world.server.stop().await;
+}
