@@ -245,12 +245,13 @@ impl Authority {
             )));
         }
         let key = principal.token_id().as_str();
-        // The tenant must be registered and active (tenant and token management name their
-        // tenants themselves). Root learns whether a tenant exists; a tenant token never
-        // gets here with another tenant.
+        // The tenant must be registered and active, and a tenant token counts against its
+        // tenant's request quota, whatever it calls. Root's tenant and token management
+        // name their tenants themselves, so root skips the check there. Root learns
+        // whether a tenant exists; a tenant token never gets here with another tenant.
         let mut quota = 0;
         if let Some(tenancy) = &self.tenancy
-            && !matches!(scope, Some(Scope::Root | Scope::Admin))
+            && (!principal.is_root() || !matches!(scope, Some(Scope::Root | Scope::Admin)))
         {
             let info = tenancy.tenant(&tenant).map_err(|err| {
                 tracing::error!(error = %err, "cannot read the tenant registry");

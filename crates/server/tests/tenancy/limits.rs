@@ -431,3 +431,53 @@ async fn the_schema_size_quota_refuses_a_big_schema() {
     assert_eq!(server.schema_text("a").await.unwrap(), SCHEMA);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_tenant_request_quota_covers_token_and_audit_calls() {
+    let server = two_tenants(relaxed_limits()).await;
+    let quota = 5;
+    set_quotas(
+        &server,
+        "a",
+        admin::TenantQuotas {
+            max_requests_per_second: quota,
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin_token = server
+        .create_token("a", &[admin::Scope::Admin], &[])
+        .await
+        .secret;
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for idx in 0..30 {
+        let res = if idx % 2 == 0 {
+            server
+                .tokens()
+                .list_tokens(req(&admin_token, admin::ListTokensRequest::default()))
+                .await
+                .map(|_| ())
+        } else {
+            server
+                .audit()
+                .verify_audit_log(req(&admin_token, admin::VerifyAuditLogRequest::default()))
+                .await
+                .map(|_| ())
+        };
+        outcomes.push(res);
+    }
+    let elapsed = started.elapsed();
+    let (admitted, refused) = tally(&outcomes);
+    assert!(refused > 0, "30 admin calls in {elapsed:?}, none refused");
+    assert!(admitted <= most_admitted(quota, elapsed), "{admitted}");
+    // Root is not held to a tenant's quota.
+    for _ in 0..30 {
+        server
+            .tokens()
+            .list_tokens(req(ROOT, admin::ListTokensRequest { tenant: "a".into() }))
+            .await
+            .unwrap();
+    }
+    server.stop().await;
+}
