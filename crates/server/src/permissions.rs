@@ -224,6 +224,7 @@ fn write_validated(
             };
             caller.require_definition(&format!("{list}[{idx}]{suffix}"), resource.object_type())?;
         }
+        require_precondition_definitions(caller, preconditions)?;
     }
     let tenant = &caller.tenant;
     let snapshot = state.store.head_snapshot(tenant)?;
@@ -246,6 +247,19 @@ fn write_validated(
             Ok(())
         })?;
     Ok(committed.revision)
+}
+
+/// Refuses preconditions a definition-restricted token may not use: whether a write
+/// succeeds would tell it whether relationships of other definitions exist.
+fn require_precondition_definitions(
+    caller: &Caller,
+    preconditions: &[Precondition],
+) -> Result<(), ApiError> {
+    for (idx, precondition) in preconditions.iter().enumerate() {
+        let field = format!("optional_preconditions[{idx}].filter");
+        require_filter_definition(caller, &field, precondition.filter())?;
+    }
+    Ok(())
 }
 
 /// Refuses a filter a definition-restricted token may not use: without a resource type or
@@ -512,6 +526,7 @@ impl PermissionsService for Permissions {
             let filter = convert::filter("relationship_filter", request.relationship_filter.as_ref())?;
             require_filter_definition(&caller, "relationship_filter", &filter)?;
             let preconditions = preconditions(&state, &request.optional_preconditions)?;
+            require_precondition_definitions(&caller, &preconditions)?;
             let limit = limit(
                 "optional_limit",
                 request.optional_limit,

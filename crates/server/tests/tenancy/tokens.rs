@@ -392,6 +392,54 @@ async fn a_definition_restricted_token_cannot_touch_other_definitions() {
         ))
         .await;
     expect_code(delete.map(|_| ()), Code::PermissionDenied);
+    // Preconditions must not probe relationships of other definitions either: a write
+    // of its own definition conditioned on a folder relationship is refused whether or not
+    // that relationship exists.
+    let folder_filter = |id: &str| pb::RelationshipFilter {
+        resource_type: "folder".into(),
+        optional_resource_id: id.into(),
+        ..Default::default()
+    };
+    for (folder_id, operation) in [
+        ("1", pb::precondition::Operation::MustMatch),
+        ("nope", pb::precondition::Operation::MustMatch),
+        ("1", pb::precondition::Operation::MustNotMatch),
+    ] {
+        let probe = server
+            .permissions()
+            .write_relationships(req(
+                secret,
+                pb::WriteRelationshipsRequest {
+                    updates: vec![touch("document:8#viewer@user:bob")],
+                    optional_preconditions: vec![pb::Precondition {
+                        operation: operation as i32,
+                        filter: Some(folder_filter(folder_id)),
+                    }],
+                    optional_transaction_metadata: None,
+                },
+            ))
+            .await;
+        expect_code(probe, Code::PermissionDenied);
+        let probe = server
+            .permissions()
+            .delete_relationships(req(
+                secret,
+                pb::DeleteRelationshipsRequest {
+                    relationship_filter: Some(pb::RelationshipFilter {
+                        resource_type: "document".into(),
+                        optional_resource_id: "8".into(),
+                        ..Default::default()
+                    }),
+                    optional_preconditions: vec![pb::Precondition {
+                        operation: operation as i32,
+                        filter: Some(folder_filter(folder_id)),
+                    }],
+                    ..Default::default()
+                },
+            ))
+            .await;
+        expect_code(probe, Code::PermissionDenied);
+    }
     // An export without a filter shows its definitions only.
     let mut export = server
         .permissions()
