@@ -29,7 +29,11 @@ impl DecisionLog {
 
     /// Whether the next decision is logged.
     fn sample(&self) -> bool {
-        self.every != 0 && self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.every)
+        self.every != 0
+            && self
+                .seen
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(self.every)
     }
 
     /// Logs `item`'s answer if it is sampled.

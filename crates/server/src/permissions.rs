@@ -715,9 +715,12 @@ impl PermissionsService for Permissions {
             });
             for (item, result) in items.iter().zip(&results) {
                 if let Ok((result, _)) = result {
-                    state
-                        .decisions
-                        .record(&caller, item, &result.permissionship, snapshot.revision());
+                    state.decisions.record(
+                        &caller,
+                        item,
+                        &result.permissionship,
+                        snapshot.revision(),
+                    );
                 }
             }
             let pairs = request
