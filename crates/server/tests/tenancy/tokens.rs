@@ -804,5 +804,27 @@ async fn a_deleted_tenants_data_is_purged_and_its_tokens_refused() {
         .read_schema(req_in(ROOT, "a", pb::ReadSchemaRequest {}))
         .await;
     expect_code(gone, Code::FailedPrecondition);
+    // A new tenant under the same id starts empty: root reads no schema, no
+    // relationships, no tokens and an empty audit log; the old token stays refused.
+    server
+        .create_tenant("a", admin::TenantQuotas::default())
+        .await;
+    let no_schema = server.schema_text("a").await;
+    let status = expect_code(no_schema, Code::NotFound);
+    assert!(status.message().contains("no schema"), "{status:?}");
+    assert!(server.dump("a").await.is_empty());
+    let tokens = server
+        .tokens()
+        .list_tokens(req(ROOT, admin::ListTokensRequest { tenant: "a".into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens;
+    assert!(tokens.is_empty(), "{tokens:?}");
+    assert!(server.audit_log("a").await.is_empty());
+    expect_code(
+        check(&server, &token.secret, "document:1").await,
+        Code::Unauthenticated,
+    );
     server.stop().await;
 }
