@@ -28,6 +28,9 @@ const WRITE: &str = "/authzed.api.v1.PermissionsService/WriteRelationships";
 /// Relationships per ImportBulkRelationships message or WriteRelationships call.
 const LOAD_BATCH: usize = 1_000;
 
+/// Relationships per ImportBulkRelationships stream.
+const IMPORT_CHUNK: usize = 250_000;
+
 /// Sends `Bytes` as an already encoded message; decodes answers with `D`.
 #[derive(Debug)]
 struct RawCodec<D>(PhantomData<fn() -> D>);
@@ -215,24 +218,36 @@ pub(crate) async fn load(
     });
     let mut written = 0u64;
     let method = if bulk {
-        let (request_sender, request_receiver) = tokio::sync::mpsc::channel(8);
-        let forward = tokio::spawn(async move {
-            while let Some(batch) = receiver.recv().await {
-                let request = pb::ImportBulkRelationshipsRequest {
-                    relationships: batch,
-                };
-                if request_sender.send(request).await.is_err() {
-                    break;
+        // One stream per IMPORT_CHUNK relationships: Ostiary holds an import stream in memory
+        // until it ends (about 2 GiB of RSS for one stream of 1M relationships).
+        let mut pending = receiver.recv().await;
+        while pending.is_some() {
+            let (request_sender, request_receiver) = tokio::sync::mpsc::channel(8);
+            let stream = tokio_stream::wrappers::ReceiverStream::new(request_receiver);
+            let call = permissions.import_bulk_relationships(stream);
+            let feed = async {
+                let mut in_chunk = 0;
+                while let Some(batch) = pending.take() {
+                    in_chunk += batch.len();
+                    let request = pb::ImportBulkRelationshipsRequest {
+                        relationships: batch,
+                    };
+                    if request_sender.send(request).await.is_err() {
+                        break;
+                    }
+                    pending = receiver.recv().await;
+                    if in_chunk >= IMPORT_CHUNK {
+                        break;
+                    }
                 }
-            }
-        });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(request_receiver);
-        let answer = permissions
-            .import_bulk_relationships(stream)
-            .await
-            .context("ImportBulkRelationships")?;
-        forward.await?;
-        written = answer.into_inner().num_loaded;
+                drop(request_sender);
+            };
+            let (answer, ()) = tokio::join!(call, feed);
+            written += answer
+                .context("ImportBulkRelationships")?
+                .into_inner()
+                .num_loaded;
+        }
         "ImportBulkRelationships"
     } else {
         while let Some(batch) = receiver.recv().await {
