@@ -79,12 +79,52 @@ fn file_name(name: &str) -> String {
 }
 
 pub(crate) fn validate_yaml(name: &str, text: &str, dir: &Path) -> Result<Report, ValidateError> {
-    let raw: RawFile = serde_yaml::from_str(text).map_err(|err| ValidateError::Yaml {
-        path: name.to_owned(),
-        message: err.to_string(),
-    })?;
+    let raw = decode(name, text)?;
     let lines = Lines::new(text);
     let mut report = Report::new(name);
+    let Some(fixture) = load(&mut report, &raw, &lines, dir) else {
+        return Ok(report);
+    };
+
+    // Stage 2: the assertions.
+    run_assertions(&mut report, &raw, &lines, &fixture);
+    if !report.failures.is_empty() {
+        return Ok(report);
+    }
+
+    // Stage 3: the expected relations.
+    if let Some(validation) = &raw.validation {
+        compare_validation(&mut report, validation, &lines, &fixture);
+    }
+    Ok(report)
+}
+
+/// Loads the schema and relationships of a YAML validation file (stage 1 only): the report
+/// of the load, and the store when it succeeded.
+pub(crate) fn load_yaml(
+    name: &str,
+    text: &str,
+    dir: &Path,
+) -> Result<(Report, Option<Fixture>), ValidateError> {
+    let raw = decode(name, text)?;
+    let lines = Lines::new(text);
+    let mut report = Report::new(name);
+    let fixture = load(&mut report, &raw, &lines, dir);
+    Ok((report, fixture))
+}
+
+fn decode(name: &str, text: &str) -> Result<RawFile, ValidateError> {
+    serde_yaml::from_str(text).map_err(|err| ValidateError::Yaml {
+        path: name.to_owned(),
+        message: err.to_string(),
+    })
+}
+
+/// Stage 1: the file's keys, the schema and the relationships; `None` (with failures in the
+/// report) when any of them fails.
+fn load(report: &mut Report, raw: &RawFile, lines: &Lines<'_>, dir: &Path) -> Option<Fixture> {
+    let name = report.file.clone();
+    let name = name.as_str();
     let file_failure = |message: &str| Failure {
         kind: FailureKind::File,
         file: name.to_owned(),
@@ -98,13 +138,13 @@ pub(crate) fn validate_yaml(name: &str, text: &str, dir: &Path) -> Result<Report
         report
             .failures
             .push(file_failure("definitions must be specified in schema"));
-        return Ok(report);
+        return None;
     }
     if raw.validation_tuples.is_some() {
         report.failures.push(file_failure(
             "relationships must be specified in relationships",
         ));
-        return Ok(report);
+        return None;
     }
 
     // Stage 1: the schema.
@@ -113,13 +153,13 @@ pub(crate) fn validate_yaml(name: &str, text: &str, dir: &Path) -> Result<Report
             report.failures.push(file_failure(
                 "only one of schema or schemaFile can be specified",
             ));
-            return Ok(report);
+            return None;
         }
         (None, None) => {
             report
                 .failures
                 .push(file_failure("either schema or schemaFile must be present"));
-            return Ok(report);
+            return None;
         }
         (Some(schema), None) => {
             let key = lines.key("schema", 0).unwrap_or(0);
@@ -129,7 +169,7 @@ pub(crate) fn validate_yaml(name: &str, text: &str, dir: &Path) -> Result<Report
                 key
             };
             let source = SourceFile::new(file_name(name), schema.clone());
-            compile_schema(&mut report, &source, dir, offset, name)
+            compile_schema(report, &source, dir, offset, name)
         }
         (None, Some(schema_file)) => {
             let path = dir.join(schema_file);
@@ -137,13 +177,7 @@ pub(crate) fn validate_yaml(name: &str, text: &str, dir: &Path) -> Result<Report
                 Ok(schema) => {
                     let source = SourceFile::new(file_name(schema_file), schema);
                     let schema_dir = path.parent().map(Path::to_owned).unwrap_or_default();
-                    compile_schema(
-                        &mut report,
-                        &source,
-                        &schema_dir,
-                        0,
-                        &path.display().to_string(),
-                    )
+                    compile_schema(report, &source, &schema_dir, 0, &path.display().to_string())
                 }
                 Err(err) => {
                     report.failures.push(Failure {
@@ -160,14 +194,12 @@ pub(crate) fn validate_yaml(name: &str, text: &str, dir: &Path) -> Result<Report
             }
         }
     };
-    let Some(compiled) = compiled else {
-        return Ok(report);
-    };
+    let compiled = compiled?;
 
     // Stage 1b: the relationships.
-    let relationships = load_relationships(&mut report, &raw, &lines, &compiled);
+    let relationships = load_relationships(report, raw, lines, &compiled);
     if !report.failures.is_empty() {
-        return Ok(report);
+        return None;
     }
     let fixture = match fixture::load(compiled, &relationships) {
         Ok(fixture) => fixture,
@@ -181,22 +213,11 @@ pub(crate) fn validate_yaml(name: &str, text: &str, dir: &Path) -> Result<Report
                 expected: None,
                 actual: None,
             });
-            return Ok(report);
+            return None;
         }
     };
     report.relationships_loaded = relationships.len();
-
-    // Stage 2: the assertions.
-    run_assertions(&mut report, &raw, &lines, &fixture);
-    if !report.failures.is_empty() {
-        return Ok(report);
-    }
-
-    // Stage 3: the expected relations.
-    if let Some(validation) = &raw.validation {
-        compare_validation(&mut report, validation, &lines, &fixture);
-    }
-    Ok(report)
+    Some(fixture)
 }
 
 /// Parses and compiles a schema and the files it imports; reports errors (and warnings)

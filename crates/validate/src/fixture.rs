@@ -14,11 +14,35 @@ use serde_json::Value as Json;
 /// SpiceDB writes a validation file's relationships in transactions of this size.
 const CHUNK: usize = 500;
 
-/// A loaded store, its schema and an engine.
-pub(crate) struct Fixture {
+/// A validation file's schema and relationships loaded into a throwaway in-memory store, with
+/// an engine to query it (see [`load_str`](crate::load_str)).
+pub struct Fixture {
     pub(crate) schema: EngineSchema,
     pub(crate) snapshot: Arc<dyn Snapshot>,
     pub(crate) engine: Engine,
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture").finish_non_exhaustive()
+    }
+}
+
+impl Fixture {
+    /// The compiled schema, as the engine takes it.
+    pub fn schema(&self) -> &EngineSchema {
+        &self.schema
+    }
+
+    /// The store's snapshot after the relationships were written.
+    pub fn snapshot(&self) -> &dyn Snapshot {
+        self.snapshot.as_ref()
+    }
+
+    /// The engine (default settings) that runs the file's assertions.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
 }
 
 /// Writes `relationships` (already checked) and opens a snapshot at the head.

@@ -36,6 +36,7 @@ mod openfga;
 use std::path::Path;
 
 pub use expected::{ExpectedSubject, parse_expected_line};
+pub use fixture::Fixture;
 pub use openfga::{OpenFgaError, OpenFgaTranslation, openfga_to_zed, translate_openfga};
 
 /// Input that cannot be validated at all (as opposed to a validation that fails).
@@ -162,4 +163,42 @@ pub fn validate_file(path: &Path) -> Result<Report, ValidateError> {
 /// The text is not a YAML mapping.
 pub fn validate_str(name: &str, text: &str, dir: &Path) -> Result<Report, ValidateError> {
     file::validate_yaml(name, text, dir)
+}
+
+/// Loads only the schema and relationships of a YAML validation file (its `assertions` and
+/// `validation` blocks are not run), for queries of one's own through [`Fixture::engine`]:
+/// the report of the load, and the store when the load succeeded (the report then has no
+/// failures).
+///
+/// ```
+/// use ostiary_types::{ObjectRef, ObjectType, RelationName};
+///
+/// let text = "schema: |\n  definition user {}\n  definition doc {\n    relation viewer: user\n  }\nrelationships: doc:readme#viewer@user:alice\n";
+/// let (report, fixture) = ostiary_validate::load_str("example.yaml", text, std::path::Path::new("."))?;
+/// assert!(report.passed(), "{:?}", report.failures);
+/// let fixture = fixture.expect("loaded");
+/// let readme: ObjectRef = "doc:readme".parse()?;
+/// let found = fixture.engine().lookup_subjects(
+///     fixture.snapshot(),
+///     fixture.schema(),
+///     &readme,
+///     &RelationName::new("viewer")?,
+///     &ObjectType::new("user")?,
+///     None,
+///     &serde_json::Map::new(),
+/// )?;
+/// assert_eq!(found.len(), 1);
+/// assert_eq!(found[0].subject.subject_object_id.as_str(), "alice");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// The text is not a YAML mapping.
+pub fn load_str(
+    name: &str,
+    text: &str,
+    dir: &Path,
+) -> Result<(Report, Option<Fixture>), ValidateError> {
+    file::load_yaml(name, text, dir)
 }
