@@ -16,7 +16,9 @@
 //!   an unexpected one must be absent (a conditional result counts as present);
 //!   `errorCode: 2000` expects an error or at least one conditional result, other error codes
 //!   an error. Contextual tuples are loaded into a store of their own with the stage's tuples.
-//!   ListObjects of a wildcard user is skipped, like a check of one.
+//!   ListObjects of a wildcard user is skipped, like a check of one. As OpenFGA's own suite
+//!   requires of ListUsers, every result (but a wildcard) must also Check with the same
+//!   permissionship, has or conditional.
 
 #![allow(
     clippy::expect_used,
@@ -377,11 +379,45 @@ fn context<R>(assertion: &ListAssertion<R>) -> Map<String, Json> {
     assertion.context.clone().unwrap_or_default()
 }
 
-/// Runs one ListObjects assertion as LookupResources.
+/// Checks one lookup result: a Check of the same resource, permission and subject must give
+/// the same permissionship (has or conditional). Returns the disagreement, if any.
+fn disagreement(
+    fixture: &Fixture,
+    resource: &ObjectRef,
+    permission: &RelationName,
+    subject: &SubjectRef,
+    context: &Map<String, Json>,
+    found: &Permissionship,
+) -> Option<String> {
+    let checked = fixture.engine().check(
+        fixture.snapshot(),
+        fixture.schema(),
+        resource,
+        permission,
+        subject,
+        context,
+    );
+    let same = checked.as_ref().is_ok_and(|checked| {
+        std::mem::discriminant(&checked.permissionship) == std::mem::discriminant(found)
+    });
+    (!same).then(|| {
+        let checked = match checked {
+            Ok(checked) => format!("{:?}", checked.permissionship),
+            Err(err) => format!("error: {err}"),
+        };
+        format!(
+            "{resource}#{permission}@{subject}: lookup found it {found:?}, check says {checked}"
+        )
+    })
+}
+
+/// Runs one ListObjects assertion as LookupResources; each result is also checked
+/// (disagreements go to `disagreements`).
 fn list_objects(
     translation: &OpenFgaTranslation,
     fixture: &Fixture,
     assertion: &ListAssertion<ListObjectsRequest>,
+    disagreements: &mut Vec<String>,
 ) -> ListOutcome {
     let request = &assertion.request;
     let Some(type_name) = translation.type_name(&request.object_type) else {
@@ -401,13 +437,14 @@ fn list_objects(
     let (Ok(resource_type), Ok(permission), Ok(subject)) = parsed else {
         return ListOutcome::Error(format!("invalid request `{}`", request.user));
     };
+    let context = context(assertion);
     let page = match fixture.engine().lookup_resources(
         fixture.snapshot(),
         fixture.schema(),
         &resource_type,
         &permission,
         &subject,
-        &context(assertion),
+        &context,
         None,
         None,
     ) {
@@ -416,6 +453,15 @@ fn list_objects(
     };
     let mut outcome = ListOutcome::results();
     for result in &page.results {
+        let resource = ObjectRef::new(resource_type.clone(), result.resource_id.clone());
+        disagreements.extend(disagreement(
+            fixture,
+            &resource,
+            &permission,
+            &subject,
+            &context,
+            &result.permissionship,
+        ));
         outcome.add(
             format!("{}:{}", request.object_type, result.resource_id),
             &result.permissionship,
@@ -424,11 +470,13 @@ fn list_objects(
     outcome
 }
 
-/// Runs one ListUsers assertion as one LookupSubjects per filter.
+/// Runs one ListUsers assertion as one LookupSubjects per filter; each result but the
+/// wildcard is also checked (disagreements go to `disagreements`).
 fn list_users(
     translation: &OpenFgaTranslation,
     fixture: &Fixture,
     assertion: &ListAssertion<ListUsersRequest>,
+    disagreements: &mut Vec<String>,
 ) -> ListOutcome {
     let request = &assertion.request;
     let Some((object_type, id, None)) = split_user(&request.object) else {
@@ -487,6 +535,20 @@ fn list_users(
         };
         for found in &found {
             let id = &found.subject.subject_object_id;
+            if id.as_str() != "*" {
+                let subject = SubjectRef::new(
+                    ObjectRef::new(subject_type.clone(), id.clone()),
+                    subject_relation.clone(),
+                );
+                disagreements.extend(disagreement(
+                    fixture,
+                    &resource,
+                    &permission,
+                    &subject,
+                    &context,
+                    &found.subject.permissionship,
+                ));
+            }
             let name = match filter_relation {
                 Some(relation) => format!("{filter_type}:{id}#{relation}"),
                 None => format!("{filter_type}:{id}"),
@@ -538,6 +600,8 @@ struct Totals {
     checks: Counts,
     list_objects: Counts,
     list_users: Counts,
+    /// Lookup results that a Check of the same triple does not confirm.
+    disagreements: Vec<String>,
 }
 
 fn expected_text(expectation: Option<&[String]>, error_code: Option<u32>) -> String {
@@ -566,7 +630,7 @@ fn run_lists(
             continue;
         }
         let outcome = with_contextual(translation, lines, &stage_store, assertion, |fixture| {
-            list_objects(translation, fixture, assertion)
+            list_objects(translation, fixture, assertion, &mut totals.disagreements)
         })
         .unwrap_or_else(ListOutcome::Error);
         let expectation = assertion.expectation.as_deref();
@@ -587,7 +651,7 @@ fn run_lists(
     for (index, assertion) in stage.list_users_assertions.iter().flatten().enumerate() {
         let request = &assertion.request;
         let outcome = with_contextual(translation, lines, &stage_store, assertion, |fixture| {
-            list_users(translation, fixture, assertion)
+            list_users(translation, fixture, assertion, &mut totals.disagreements)
         })
         .unwrap_or_else(ListOutcome::Error);
         let expectation = assertion.expectation.as_deref();
@@ -731,6 +795,11 @@ fn openfga_consolidated_tests() {
     enforce(&results, "check", &totals.checks);
     enforce(&results, "list_objects", &totals.list_objects);
     enforce(&results, "list_users", &totals.list_users);
+    assert!(
+        totals.disagreements.is_empty(),
+        "lookup results that Check does not confirm:\n{}",
+        totals.disagreements.join("\n")
+    );
     let min_translated = floor(&results, "- translated at least:");
     assert!(
         totals.translated >= min_translated,
