@@ -213,11 +213,18 @@ impl Authority {
             }
             match self.authenticate(headers) {
                 Ok(principal) => principal,
-                Err(status) => {
-                    if let Some(client) = client {
+                Err(Refusal { status, kind }) => {
+                    // Only a wrong credential counts toward the per-source limit: a correct
+                    // token that is expired or of a suspended tenant is no guess, and
+                    // counting it would block every tenant served from that address.
+                    if kind == RefusalKind::WrongCredential
+                        && let Some(client) = client
+                    {
                         self.limits.record_auth_failure(client);
                     }
-                    self.audit_failure(&context, status.message());
+                    if kind != RefusalKind::Unavailable {
+                        self.audit_failure(&context, status.message());
+                    }
                     return Err(status);
                 }
             }
@@ -291,9 +298,19 @@ impl Authority {
     }
 
     /// The token or preshared key in `authorization: Bearer ...`.
-    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, Status> {
+    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, Refusal> {
+        let wrong = |status| Refusal {
+            status,
+            kind: RefusalKind::WrongCredential,
+        };
+        let unusable = |status| Refusal {
+            status,
+            kind: RefusalKind::Unusable,
+        };
         let Some(header) = headers.get(http::header::AUTHORIZATION) else {
-            return Err(Status::unauthenticated("missing `authorization` header"));
+            return Err(wrong(Status::unauthenticated(
+                "missing `authorization` header",
+            )));
         };
         let presented = header
             .to_str()
@@ -305,7 +322,9 @@ impl Authority {
             })
             .map(str::trim)
             .ok_or_else(|| {
-                Status::unauthenticated("`authorization` header must be `Bearer <token>`")
+                wrong(Status::unauthenticated(
+                    "`authorization` header must be `Bearer <token>`",
+                ))
             })?;
         // Every key is compared (no early exit), so timing does not tell which one matched.
         let preshared = self
@@ -316,19 +335,22 @@ impl Authority {
             return Ok(Principal::operator());
         }
         let Some(tenancy) = &self.tenancy else {
-            return Err(Status::unauthenticated("invalid token"));
+            return Err(wrong(Status::unauthenticated("invalid token")));
         };
         match tenancy.authenticate(presented) {
             Ok(principal) => Ok(principal),
             Err(AuthError::Unavailable(err)) => {
                 tracing::error!(error = %err, "authentication failed: datastore unavailable");
-                Err(Status::unavailable("authentication unavailable; retry"))
+                Err(Refusal {
+                    status: Status::unavailable("authentication unavailable; retry"),
+                    kind: RefusalKind::Unavailable,
+                })
             }
-            Err(AuthError::Expired) => Err(Status::unauthenticated("token expired")),
-            Err(AuthError::TenantNotActive) => Err(Status::permission_denied(
+            Err(AuthError::Expired) => Err(unusable(Status::unauthenticated("token expired"))),
+            Err(AuthError::TenantNotActive) => Err(unusable(Status::permission_denied(
                 "the token's tenant is not active",
-            )),
-            Err(_) => Err(Status::unauthenticated("invalid token")),
+            ))),
+            Err(_) => Err(wrong(Status::unauthenticated("invalid token"))),
         }
     }
 
@@ -353,6 +375,25 @@ impl Authority {
             tracing::error!(error = %err, "could not audit an authentication failure");
         }
     }
+}
+
+/// Why [`Authority::authenticate`] refused a request, and the answer.
+#[derive(Debug)]
+struct Refusal {
+    status: Status,
+    kind: RefusalKind,
+}
+
+/// What a refused authentication means for the per-source limit and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefusalKind {
+    /// No token, a malformed one, or a wrong secret (a guess): counted and audited.
+    WrongCredential,
+    /// The right secret of a token that cannot be used (expired, tenant not active):
+    /// audited, not counted.
+    Unusable,
+    /// The datastore failed: neither (the caller did nothing wrong).
+    Unavailable,
 }
 
 /// `ResourceExhausted` with the time to wait in `retry-after-ms` metadata.

@@ -11,8 +11,8 @@ use ostiary_server::LimitsConfig;
 use tonic::{Code, Status};
 
 use crate::support::{
-    ROOT, SCHEMA, TENANT_SCOPES, TestServer, delete, expect_code, fully_consistent, object, rel,
-    relaxed_limits, req, subject, touch,
+    HOUR, ROOT, SCHEMA, TENANT_SCOPES, TestServer, delete, expect_code, fully_consistent, object,
+    rel, relaxed_limits, req, subject, touch,
 };
 
 fn check_request(token: &str) -> tonic::Request<pb::CheckPermissionRequest> {
@@ -479,5 +479,66 @@ async fn the_tenant_request_quota_covers_token_and_audit_calls() {
             .await
             .unwrap();
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refusing_a_correct_but_unusable_token_does_not_block_its_address() {
+    let server = two_tenants(LimitsConfig {
+        auth_failures_per_minute: 3,
+        ..relaxed_limits()
+    })
+    .await;
+    // One client address (a platform's backend) serves tenants `a` and `b`.
+    let a_token = server
+        .create_token("a", &[admin::Scope::Check], &[])
+        .await
+        .secret;
+    let short_lived =
+        crate::support::create_token_as(&server, ROOT, "b", &[admin::Scope::Check], &[], HOUR)
+            .await
+            .unwrap()
+            .secret;
+    let b_token = server
+        .create_token("b", &[admin::Scope::Check], &[])
+        .await
+        .secret;
+    let mut client = server.permissions();
+    // `a` is suspended and `b`'s short-lived token expires, but their clients keep calling.
+    server
+        .tenants()
+        .suspend_tenant(req(ROOT, admin::SuspendTenantRequest { id: "a".into() }))
+        .await
+        .unwrap();
+    server.clock.advance(HOUR);
+    for _ in 0..10 {
+        expect_code(
+            client.check_permission(check_request(&a_token)).await,
+            Code::PermissionDenied,
+        );
+        let status = expect_code(
+            client.check_permission(check_request(&short_lived)).await,
+            Code::Unauthenticated,
+        );
+        assert_eq!(status.message(), "token expired");
+    }
+    // Those were not guesses: the address is not blocked for `b`'s valid token.
+    client
+        .check_permission(check_request(&b_token))
+        .await
+        .unwrap();
+    // Guessing still is.
+    let wrong = format!("ost_{}_{}", "v".repeat(16), "0".repeat(52));
+    for _ in 0..4 {
+        expect_code(
+            client.check_permission(check_request(&wrong)).await,
+            Code::Unauthenticated,
+        );
+    }
+    let status = expect_code(
+        client.check_permission(check_request(&b_token)).await,
+        Code::Unauthenticated,
+    );
+    assert!(status.message().contains("too many"), "{status:?}");
     server.stop().await;
 }
