@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use ostiary_tenancy::{
-    AuthError, NewAuditEntry, Principal, RequestContext, Scope, Tenancy, TenantState,
+    AuthError, NewAuditEntry, Principal, RequestContext, Scope, Tenancy, TenantState, TokenId,
 };
 use ostiary_types::{ObjectType, TenantId};
 use tonic::Status;
@@ -124,6 +124,48 @@ impl Caller {
     /// Reports whether the token is restricted to some definitions.
     pub(crate) fn is_restricted(&self) -> bool {
         !self.principal.is_root() && self.principal.definitions().is_some()
+    }
+
+    /// Checks again that the caller may go on: its token is neither revoked nor expired
+    /// and the tenant it acts on is active. Long-lived streams call it as they go, so that
+    /// revocation, expiry and suspension end them rather than only refusing new requests.
+    /// Callers authenticated otherwise (preshared keys, an open server) always may.
+    pub(crate) fn recheck(&self, tenancy: Option<&Tenancy>) -> Result<(), Status> {
+        let Some(tenancy) = tenancy else {
+            return Ok(());
+        };
+        let principal = &self.principal;
+        if principal.token_id() == &TokenId::operator() {
+            return Ok(());
+        }
+        let unavailable = |err: ostiary_tenancy::TenancyError| {
+            tracing::error!(error = %err, "cannot recheck a token");
+            Status::unavailable("authentication unavailable; retry")
+        };
+        let holder = tenancy
+            .token_tenant(principal.token_id())
+            .map_err(unavailable)?;
+        if holder.as_ref() != Some(principal.tenant()) {
+            return Err(Status::unauthenticated("the token was revoked"));
+        }
+        if principal
+            .expires()
+            .is_some_and(|expires| expires <= tenancy.now())
+        {
+            return Err(Status::unauthenticated("token expired"));
+        }
+        if !self.tenant.is_system() {
+            let active = tenancy
+                .tenant(&self.tenant)
+                .map_err(unavailable)?
+                .is_some_and(|info| info.state == TenantState::Active);
+            if !active {
+                return Err(Status::permission_denied(
+                    "the token's tenant is not active",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

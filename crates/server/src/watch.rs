@@ -154,7 +154,7 @@ impl WatchFilter {
 /// away or the server shuts down.
 async fn follow(
     state: Arc<ServerState>,
-    tenant: TenantId,
+    caller: Caller,
     filter: Arc<WatchFilter>,
     mut after: Revision,
     tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
@@ -165,8 +165,15 @@ async fn follow(
     // `CHECKPOINT_INTERVAL`.
     let mut checkpoint_due = false;
     let mut next_heartbeat = tokio::time::Instant::now() + CHECKPOINT_INTERVAL;
+    let tenant = caller.tenant.clone();
     loop {
         if *shutting_down.borrow() {
+            return;
+        }
+        // A token revoked or expired, or a tenant suspended, while the stream is open
+        // ends it before anything more is sent (in-memory lookups, as in the access layer).
+        if let Err(status) = caller.recheck(state.tenancy.as_deref()) {
+            let _ = tx.send(Err(status)).await;
             return;
         }
         // Mark the current head as seen before reading, so that a commit racing with the
@@ -260,7 +267,7 @@ impl WatchService for Watcher {
         let filter = Arc::new(WatchFilter::from_request(&request, &caller)?);
         let state = Arc::clone(&self.state);
         let start = request.optional_start_cursor.clone();
-        let tenant = caller.tenant.clone();
+        let streamer = caller.clone();
         let after = blocking(move || match start {
             Some(start) => {
                 let revision = state.tokens.decode_token(
@@ -275,7 +282,7 @@ impl WatchService for Watcher {
         })
         .await?;
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(follow(Arc::clone(&self.state), tenant, filter, after, tx));
+        tokio::spawn(follow(Arc::clone(&self.state), streamer, filter, after, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -828,3 +828,107 @@ async fn a_deleted_tenants_data_is_purged_and_its_tokens_refused() {
     );
     server.stop().await;
 }
+
+/// Opens a Watch stream of relationship updates with `token`.
+async fn watch_updates(server: &TestServer, token: &str) -> tonic::Streaming<pb::WatchResponse> {
+    server
+        .watch()
+        .watch(req(
+            token,
+            pb::WatchRequest {
+                optional_update_kinds: vec![pb::WatchKind::IncludeRelationshipUpdates as i32],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn an_open_watch_stream_ends_when_its_token_is_revoked_expires_or_its_tenant_is_suspended() {
+    let server = server_with_tenant().await;
+    let writer = server
+        .create_token("a", &[admin::Scope::Write], &[])
+        .await
+        .secret;
+    let mut n_written = 0;
+    let mut write = async || {
+        n_written += 1;
+        server
+            .write(
+                &writer,
+                vec![touch(&format!("document:w{n_written}#viewer@user:bob"))],
+            )
+            .await
+            .unwrap();
+    };
+    // Revocation.
+    let revoked = server.create_token("a", &[admin::Scope::Watch], &[]).await;
+    let mut revoked_stream = watch_updates(&server, &revoked.secret).await;
+    // Expiry.
+    let expiring = create_token_as(&server, ROOT, "a", &[admin::Scope::Watch], &[], HOUR)
+        .await
+        .unwrap();
+    let mut expiring_stream = watch_updates(&server, &expiring.secret).await;
+    // A token that stays valid sees everything.
+    let steady = server.create_token("a", &[admin::Scope::Watch], &[]).await;
+    let mut steady_stream = watch_updates(&server, &steady.secret).await;
+    write().await;
+    for stream in [
+        &mut revoked_stream,
+        &mut expiring_stream,
+        &mut steady_stream,
+    ] {
+        let first = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(first.is_some());
+    }
+    server
+        .tokens()
+        .revoke_token(req(
+            ROOT,
+            admin::RevokeTokenRequest {
+                token_id: revoked.id.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    server.clock.advance(HOUR);
+    write().await;
+    for stream in [&mut revoked_stream, &mut expiring_stream] {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .unwrap();
+        match next {
+            Err(status) => assert_eq!(status.code(), Code::Unauthenticated, "{status:?}"),
+            Ok(message) => panic!("the stream went on: {message:?}"),
+        }
+    }
+    let next = tokio::time::timeout(Duration::from_secs(5), steady_stream.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(next.is_some());
+    // Suspension ends the stream too, at the next commit anywhere.
+    server
+        .create_tenant("b", admin::TenantQuotas::default())
+        .await;
+    let b_schema = server.create_token("b", &[admin::Scope::Schema], &[]).await;
+    server
+        .tenants()
+        .suspend_tenant(req(ROOT, admin::SuspendTenantRequest { id: "a".into() }))
+        .await
+        .unwrap();
+    server.write_schema(&b_schema.secret, SCHEMA).await;
+    let next = tokio::time::timeout(Duration::from_secs(5), steady_stream.message())
+        .await
+        .unwrap();
+    match next {
+        Err(status) => assert_eq!(status.code(), Code::PermissionDenied, "{status:?}"),
+        Ok(message) => panic!("the stream went on: {message:?}"),
+    }
+    server.stop().await;
+}
