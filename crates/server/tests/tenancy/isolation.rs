@@ -1277,12 +1277,6 @@ async fn world(b_has_data: bool) -> World {
         .write(&a_all.secret, rest.iter().map(|text| touch(text)).collect())
         .await
         .unwrap();
-    let a_latest = server
-        .write(&a_all.secret, vec![touch(last)])
-        .await
-        .unwrap();
-    let a_read_cursor = read_cursor(&server, &a_all.secret).await;
-    let a_lookup_cursor = lookup_cursor(&server, &a_all.secret, "user:dave").await;
     let scoped = [
         ("a_check", Scope::Check),
         ("a_read", Scope::Read),
@@ -1305,6 +1299,41 @@ async fn world(b_has_data: bool) -> World {
         .await;
     values.insert("a_restricted", restricted.secret);
     values.insert("a_restricted_id", restricted.id);
+    // `a`'s last write is the last commit before the attempts: reads at `a_latest` and
+    // fully consistent reads share its revision with the checks `b` now makes, so a
+    // Check cache keyed without the tenant would hand `b`'s answers to `a`.
+    let a_latest = server
+        .write(&a_all.secret, vec![touch(last)])
+        .await
+        .unwrap();
+    let a_read_cursor = read_cursor(&server, &a_all.secret).await;
+    let a_lookup_cursor = lookup_cursor(&server, &a_all.secret, "user:dave").await;
+    for resource in [
+        "document:1",
+        "document:2",
+        "document:3",
+        "document:4",
+        "folder:f1",
+    ] {
+        for permission in ["view", "edit", "viewer"] {
+            for subject_text in SUBJECTS {
+                let _ = server
+                    .permissions()
+                    .check_permission(req(
+                        &b_all.secret,
+                        pb::CheckPermissionRequest {
+                            consistency: fully_consistent(),
+                            resource: Some(object(resource)),
+                            permission: permission.to_owned(),
+                            subject: Some(subject(subject_text)),
+                            context: None,
+                            with_tracing: false,
+                        },
+                    ))
+                    .await;
+            }
+        }
+    }
     values.insert("a_all", a_all.secret);
     values.insert("a_all_id", a_all.id);
     values.insert("b_all", b_all.secret);

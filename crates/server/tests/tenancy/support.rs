@@ -78,7 +78,9 @@ impl TestServer {
         let state = Arc::new(
             ServerState::new(
                 store.clone(),
-                Engine::default(),
+                // With the Check cache on, as `ostiary serve` runs by default: answers
+                // cached for one tenant must not serve another.
+                Engine::default().with_check_cache(64 << 20),
                 ServerConfig::default(),
                 vec![ROOT.to_owned()],
             )
