@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,14 @@ pub(crate) struct Limits {
     auth_failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Client addresses refused until the given instant.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Failed authentications counted, to prune the per-address state now and then.
+    n_auth_failures: AtomicU64,
 }
+
+/// How many failed authentications pass between two prunings of the per-address state:
+/// without it, every address that ever failed (an attacker cycling through an IPv6
+/// prefix) would stay in memory for good.
+const PRUNE_AUTH_FAILURES_EVERY: u64 = 1024;
 
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,6 +86,7 @@ impl Limits {
             auth_failures: NonZeroU32::new(config.auth_failures_per_minute)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             blocked: Mutex::new(HashMap::new()),
+            n_auth_failures: AtomicU64::new(0),
         }
     }
 
@@ -151,6 +160,23 @@ impl Limits {
             let wait = not_until.wait_time_from(self.clock.now());
             self.blocked.lock().insert(client, Instant::now() + wait);
         }
+        let n_failures = self.n_auth_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n_failures.is_multiple_of(PRUNE_AUTH_FAILURES_EVERY) {
+            self.prune_auth_failures();
+        }
+    }
+
+    /// Forgets the addresses whose block has expired and whose failure bucket is full
+    /// again (they would be treated as new anyway).
+    fn prune_auth_failures(&self) {
+        if let Some(limiter) = &self.auth_failures {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        let now = Instant::now();
+        let mut blocked = self.blocked.lock();
+        blocked.retain(|_, until| *until > now);
+        blocked.shrink_to_fit();
     }
 }
 
@@ -293,5 +319,39 @@ mod tests {
         limits.record_auth_failure(client);
         assert!(limits.auth_failures_exceeded(client));
         assert!(!limits.auth_failures_exceeded(other));
+    }
+
+    #[test]
+    fn addresses_that_failed_once_are_forgotten_in_time() {
+        // 6000 per minute: a bucket refills in 10 ms per failure.
+        let limits = Limits::new(LimitsConfig {
+            auth_failures_per_minute: 6000,
+            ..LimitsConfig::default()
+        });
+        let n_addresses = u32::try_from(PRUNE_AUTH_FAILURES_EVERY).unwrap() - 1;
+        for idx in 0..n_addresses {
+            limits.record_auth_failure(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000_u32 + idx)));
+        }
+        let tracked = |limits: &Limits| limits.auth_failures.as_ref().unwrap().len();
+        assert_eq!(tracked(&limits), usize::try_from(n_addresses).unwrap());
+        // An expired block is dropped at the pruning too; a current one is kept.
+        let (expired, current): (IpAddr, IpAddr) =
+            ("10.9.9.1".parse().unwrap(), "10.9.9.2".parse().unwrap());
+        limits
+            .blocked
+            .lock()
+            .insert(expired, Instant::now() - Duration::from_secs(1));
+        limits
+            .blocked
+            .lock()
+            .insert(current, Instant::now() + Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50));
+        // The failure that makes the count a multiple prunes.
+        let last: IpAddr = "10.9.9.3".parse().unwrap();
+        limits.record_auth_failure(last);
+        assert!(tracked(&limits) <= 1, "{} addresses kept", tracked(&limits));
+        let blocked = limits.blocked.lock();
+        assert!(!blocked.contains_key(&expired));
+        assert!(blocked.contains_key(&current));
     }
 }
