@@ -1734,3 +1734,86 @@ async fn a_watch_stream_carries_only_its_own_tenants_changes() {
     assert!(next.is_err(), "unexpected message: {next:?}");
     world.server.stop().await;
 }
+
+#[tokio::test]
+async fn root_cannot_carry_one_tenants_tokens_or_cursors_into_another() {
+    let world = world(true).await;
+    let server = &world.server;
+    for (label, field) in [
+        ("a_latest", "at_exact_snapshot"),
+        ("a_early", "at_least_as_fresh"),
+    ] {
+        let requirement = if field == "at_exact_snapshot" {
+            pb::consistency::Requirement::AtExactSnapshot(world.zed(label))
+        } else {
+            pb::consistency::Requirement::AtLeastAsFresh(world.zed(label))
+        };
+        let res = server
+            .permissions()
+            .check_permission(req_in(
+                ROOT,
+                "b",
+                pb::CheckPermissionRequest {
+                    consistency: Some(pb::Consistency {
+                        requirement: Some(requirement),
+                    }),
+                    resource: Some(object("document:1")),
+                    permission: "view".into(),
+                    subject: Some(subject("user:alice")),
+                    context: None,
+                    with_tracing: false,
+                },
+            ))
+            .await;
+        let status = crate::support::expect_code(res, tonic::Code::InvalidArgument);
+        assert!(status.message().contains(field), "{status:?}");
+    }
+    let watch = server
+        .watch()
+        .watch(req_in(
+            ROOT,
+            "b",
+            pb::WatchRequest {
+                optional_start_cursor: Some(world.zed("a_early")),
+                ..Default::default()
+            },
+        ))
+        .await;
+    crate::support::expect_code(watch.map(|_| ()), tonic::Code::InvalidArgument);
+    let read = server
+        .permissions()
+        .read_relationships(req_in(
+            ROOT,
+            "b",
+            pb::ReadRelationshipsRequest {
+                consistency: fully_consistent(),
+                relationship_filter: Some(pb::RelationshipFilter {
+                    resource_type: "document".into(),
+                    ..Default::default()
+                }),
+                optional_limit: 1,
+                optional_cursor: world.cursor(Some("a_read_cursor")),
+            },
+        ))
+        .await;
+    crate::support::expect_code(read.map(|_| ()), tonic::Code::InvalidArgument);
+    // In its own tenant the same token and cursor work.
+    let own = server
+        .permissions()
+        .read_relationships(req_in(
+            ROOT,
+            "a",
+            pb::ReadRelationshipsRequest {
+                consistency: world.consistency(&Consistency::Exact("a_latest")),
+                relationship_filter: Some(pb::RelationshipFilter {
+                    resource_type: "document".into(),
+                    ..Default::default()
+                }),
+                optional_limit: 1,
+                optional_cursor: world.cursor(Some("a_read_cursor")),
+            },
+        ))
+        .await;
+    assert!(own.is_ok(), "{own:?}");
+    world.server.stop().await;
+}
