@@ -22,6 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = manifest_dir.join("../../proto");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", proto_dir.display());
+    // The directory alone is not enough: cargo compares its own mtime, which an edit of a
+    // file in a subdirectory does not change.
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={}", proto_dir.join(proto).display());
+    }
 
     let mut compiler = protox::Compiler::new([&proto_dir])?;
     // Imports are kept so that server reflection can resolve every type it hands out.

@@ -428,7 +428,7 @@ fn entry_to_pb(entry: &ostiary_tenancy::AuditEntry) -> pb::AuditEntry {
     pb::AuditEntry {
         sequence: entry.sequence,
         time: Some(timestamp_to_pb(entry.time)),
-        revision: entry.revision.as_u64(),
+        written_at: entry.revision.clone(),
         actor: entry.actor.clone().unwrap_or_default(),
         action: entry.action.clone(),
         request_id: entry.request_id.clone().unwrap_or_default(),

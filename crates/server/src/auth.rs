@@ -413,6 +413,7 @@ impl Authority {
             tenancy.store().as_ref(),
             &TenantId::system(),
             &entry,
+            tenancy.revision_seal(),
         ) {
             tracing::error!(error = %err, "could not audit an authentication failure");
         }

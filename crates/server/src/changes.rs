@@ -30,9 +30,9 @@ pub(crate) fn audit(
     action: &str,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    if state.tenancy.is_none() {
+    let Some(tenancy) = &state.tenancy else {
         return Ok(());
-    }
+    };
     audit::append(
         txn,
         &NewAuditEntry {
@@ -43,6 +43,7 @@ pub(crate) fn audit(
             on_behalf_of: caller.context.on_behalf_of.clone(),
             details,
         },
+        tenancy.revision_seal(),
     )?;
     Ok(())
 }

@@ -153,7 +153,11 @@ impl ServerState {
     /// Authenticates API tokens and serves every active tenant of `tenancy` (which must be
     /// over the same datastore).
     #[must_use]
+    ///
+    /// From then on the tenancy's audit entries name revisions by this server's consistency
+    /// tokens (see `RevisionSeal`).
     pub fn with_tenancy(mut self, tenancy: Arc<Tenancy>) -> Self {
+        tenancy.seal_revisions_with(Arc::new(self.tokens.clone()));
         self.tenancy = Some(tenancy);
         self
     }

@@ -211,6 +211,15 @@ impl TokenCodec {
     }
 }
 
+/// Audit entries name the revision of their commit with the tenant's consistency token (the
+/// ZedToken the write returned): the tenant can match entries to its writes but cannot count
+/// other tenants' commits from them.
+impl ostiary_tenancy::RevisionSeal for TokenCodec {
+    fn seal(&self, tenant: &TenantId, revision: Revision) -> String {
+        self.encode_token(tenant, revision)
+    }
+}
+
 /// Byte-slice equality without an early exit.
 fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len()

@@ -37,6 +37,28 @@ const PAGE: usize = 256;
 /// count and digest.
 pub const DEFAULT_MAX_INLINE_RELATIONSHIPS: usize = 100;
 
+/// How an audit entry names the revision of its transaction.
+///
+/// Revisions are one sequence across all tenants, so a raw revision in a tenant's log would
+/// let the tenant count other tenants' commits between two of its own. The server seals
+/// them as the tenant's consistency token (the ZedToken the write returned), which the
+/// tenant can match against its own writes but not order or count; [`PlainRevisions`] writes
+/// the number (tests, and logs only root reads).
+pub trait RevisionSeal: Send + Sync + std::fmt::Debug {
+    /// The text that stands for `revision` in `tenant`'s log.
+    fn seal(&self, tenant: &TenantId, revision: Revision) -> String;
+}
+
+/// Writes revisions as decimal numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainRevisions;
+
+impl RevisionSeal for PlainRevisions {
+    fn seal(&self, _tenant: &TenantId, revision: Revision) -> String {
+        revision.to_string()
+    }
+}
+
 /// What to record; [`append`] adds the sequence, time, revision and hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEntry {
@@ -62,8 +84,9 @@ pub struct AuditEntry {
     pub sequence: u64,
     /// When it was written (the transaction's time).
     pub time: Timestamp,
-    /// The revision of the transaction that wrote it (and the change it records).
-    pub revision: Revision,
+    /// The revision of the transaction that wrote it (and the change it records), as its
+    /// [`RevisionSeal`] wrote it: for the server, the consistency token of that commit.
+    pub revision: String,
     /// The tenant whose log holds it.
     pub tenant: String,
     /// The acting token's id.
@@ -106,7 +129,7 @@ impl AuditEntry {
         field(self.tenant.as_bytes());
         field(&self.sequence.to_be_bytes());
         field(self.time.to_string().as_bytes());
-        field(&self.revision.as_u64().to_be_bytes());
+        field(self.revision.as_bytes());
         field(&optional(&self.actor));
         field(self.action.as_bytes());
         field(&optional(&self.request_id));
@@ -156,7 +179,11 @@ fn entry_key(sequence: u64) -> [u8; 8] {
 /// # Errors
 ///
 /// A store error, or [`TenancyError::Internal`] if the head record is corrupt.
-pub fn append(txn: &mut dyn WriteTxn, entry: &NewAuditEntry) -> Result<AuditEntry, TenancyError> {
+pub fn append(
+    txn: &mut dyn WriteTxn,
+    entry: &NewAuditEntry,
+    seal: &dyn RevisionSeal,
+) -> Result<AuditEntry, TenancyError> {
     let head_namespace = namespace(AUDIT_HEAD)?;
     let head: Option<Head> = txn
         .read_record(&head_namespace, HEAD_KEY)?
@@ -169,7 +196,7 @@ pub fn append(txn: &mut dyn WriteTxn, entry: &NewAuditEntry) -> Result<AuditEntr
     let mut stored = AuditEntry {
         sequence,
         time: txn.now(),
-        revision: txn.revision(),
+        revision: seal.seal(txn.tenant(), txn.revision()),
         tenant: txn.tenant().as_str().to_owned(),
         actor: entry.actor.clone(),
         action: entry.action.clone(),
@@ -204,9 +231,10 @@ pub fn append_alone(
     store: &dyn Datastore,
     tenant: &TenantId,
     entry: &NewAuditEntry,
+    seal: &dyn RevisionSeal,
 ) -> Result<AuditEntry, TenancyError> {
     Ok(store
-        .read_write_with(tenant, |txn| append(txn, entry))?
+        .read_write_with(tenant, |txn| append(txn, entry, seal))?
         .value)
 }
 
@@ -509,7 +537,7 @@ mod tests {
                     let actor = if entry_idx <= 2 { "tok_a" } else { "tok_b" };
                     let mut new = entry(action, actor);
                     new.details = relationship_details(std::slice::from_ref(&update), 10);
-                    append(txn, &new)
+                    append(txn, &new, &PlainRevisions)
                 })
                 .unwrap();
         }
@@ -549,7 +577,8 @@ mod tests {
             assert_eq!(entry.tenant, "logged");
             assert_eq!(entry.hash, entry.compute_hash());
             // The entry's revision is the one its relationship was written at.
-            let snapshot = fx.store.snapshot(&tenant, entry.revision).unwrap();
+            let revision: Revision = entry.revision.parse().unwrap();
+            let snapshot = fx.store.snapshot(&tenant, revision).unwrap();
             let mut out = Vec::new();
             snapshot
                 .read_filtered(
@@ -574,7 +603,7 @@ mod tests {
         // A body that fails after appending leaves neither the change nor the entry.
         let res = fx.store.read_write_with(&tenant, |txn| {
             txn.apply(&[touch("doc:rolled#viewer@user:u")])?;
-            append(txn, &entry("relationships.write", "tok_a"))?;
+            append(txn, &entry("relationships.write", "tok_a"), &PlainRevisions)?;
             Err::<(), _>(TenancyError::Store(StoreError::Conflict))
         });
         assert!(res.is_err());
@@ -585,13 +614,49 @@ mod tests {
             3
         );
         // Appending in a transaction of its own continues the chain.
-        let alone =
-            append_alone(fx.store.as_ref(), &tenant, &entry("auth.failure", "tok_z")).unwrap();
+        let alone = append_alone(
+            fx.store.as_ref(),
+            &tenant,
+            &entry("auth.failure", "tok_z"),
+            &PlainRevisions,
+        )
+        .unwrap();
         assert_eq!(alone.sequence, 4);
         assert!(matches!(
             verdict(&fx, &tenant),
             Verification::Intact { n_entries: 4, head_hash: Some(hash) } if hash == alone.hash
         ));
+    }
+
+    /// A seal standing in for the server's consistency tokens.
+    #[derive(Debug)]
+    struct Sealed;
+
+    impl RevisionSeal for Sealed {
+        fn seal(&self, tenant: &TenantId, revision: Revision) -> String {
+            format!("sealed:{tenant}:{}", revision.as_u64() * 7)
+        }
+    }
+
+    #[test]
+    fn entries_name_their_commit_through_the_seal_and_the_hash_covers_it() {
+        let fx = Fixture::new();
+        let tenant = TenantId::new("acme").unwrap();
+        let stored = append_alone(
+            fx.store.as_ref(),
+            &tenant,
+            &entry("auth.failure", "tok_z"),
+            &Sealed,
+        )
+        .unwrap();
+        let head = fx.store.head_revision().unwrap();
+        assert_eq!(
+            stored.revision,
+            format!("sealed:acme:{}", head.as_u64() * 7)
+        );
+        let mut changed = stored.clone();
+        changed.revision = head.to_string();
+        assert_ne!(changed.compute_hash(), stored.hash);
     }
 
     #[test]

@@ -58,7 +58,9 @@ use ostiary_store::{Clock, Datastore, RecordNamespace, StoreError};
 use ostiary_types::{TenantId, Timestamp};
 use parking_lot::{Mutex, RwLock};
 
-pub use audit::{AuditEntry, AuditFilter, ChainBreak, NewAuditEntry, Verification};
+pub use audit::{
+    AuditEntry, AuditFilter, ChainBreak, NewAuditEntry, PlainRevisions, RevisionSeal, Verification,
+};
 pub use error::{AuthError, TenancyError};
 pub use scope::{Scope, ScopeSet};
 pub use tenants::{Quotas, TenantInfo, TenantState};
@@ -90,6 +92,8 @@ pub struct Tenancy {
     // INVARIANT: every change of a tenant's entry through this service removes its cache
     // entry after the change commits.
     tenant_cache: RwLock<HashMap<TenantId, TenantInfo>>,
+    /// How audit entries name revisions ([`PlainRevisions`] until one is installed).
+    seal: std::sync::OnceLock<Arc<dyn RevisionSeal>>,
     /// Last-use times not yet written, by token id (see [`Tenancy::flush_last_used`]).
     last_used: Mutex<HashMap<TokenId, (TenantId, Timestamp)>>,
 }
@@ -104,6 +108,7 @@ impl Tenancy {
             policy,
             token_cache: RwLock::new(HashMap::new()),
             tenant_cache: RwLock::new(HashMap::new()),
+            seal: std::sync::OnceLock::new(),
             last_used: Mutex::new(HashMap::new()),
         }
     }
@@ -116,6 +121,20 @@ impl Tenancy {
     /// The token policy.
     pub fn policy(&self) -> &TokenPolicy {
         &self.policy
+    }
+
+    /// Makes audit entries name revisions with `seal` (the server's consistency tokens)
+    /// from now on; only the first call has an effect.
+    pub fn seal_revisions_with(&self, seal: Arc<dyn RevisionSeal>) {
+        let _first = self.seal.set(seal);
+    }
+
+    /// How audit entries name revisions.
+    pub fn revision_seal(&self) -> &dyn RevisionSeal {
+        match self.seal.get() {
+            Some(seal) => seal.as_ref(),
+            None => &PlainRevisions,
+        }
     }
 
     /// The current time on the service's clock.

@@ -129,7 +129,11 @@ impl Tenancy {
                 }
                 write_tenant(txn, &info)?;
                 let details = serde_json::json!({ "tenant": id.as_str(), "quotas": quotas });
-                audit::append(txn, &tenant_entry(actor, "tenant.create", ctx, details))?;
+                audit::append(
+                    txn,
+                    &tenant_entry(actor, "tenant.create", ctx, details),
+                    self.revision_seal(),
+                )?;
                 Ok(())
             })
             .map(|_| {
@@ -313,7 +317,7 @@ impl Tenancy {
                 on_behalf_of: ctx.on_behalf_of.clone(),
                 details: serde_json::json!({ "tenant": id.as_str() }),
             };
-            audit::append(txn, &entry).map(|_| ())
+            audit::append(txn, &entry, self.revision_seal()).map(|_| ())
         })?;
         self.tenant_cache.write().remove(id);
         Ok(())
@@ -339,7 +343,11 @@ impl Tenancy {
                 "state": info.state,
                 "quotas": info.quotas,
             });
-            audit::append(txn, &tenant_entry(actor, action, ctx, details))?;
+            audit::append(
+                txn,
+                &tenant_entry(actor, action, ctx, details),
+                self.revision_seal(),
+            )?;
             Ok::<_, TenancyError>(info)
         })?;
         self.tenant_cache.write().remove(id);

@@ -413,7 +413,11 @@ impl Tenancy {
         let res = self.store.read_write_with(&info.tenant, |txn| {
             txn.put_record(&namespace(TOKENS)?, &id_key, &encode("token", &stored)?)?;
             let details = token_details(&info);
-            audit::append(txn, &token_entry(created_by, "token.create", ctx, details))?;
+            audit::append(
+                txn,
+                &token_entry(created_by, "token.create", ctx, details),
+                self.revision_seal(),
+            )?;
             Ok(())
         });
         if let Err(err) = res {
@@ -507,6 +511,7 @@ impl Tenancy {
             audit::append(
                 txn,
                 &token_entry(Some(actor.token_id()), "token.rotate", ctx, details),
+                self.revision_seal(),
             )?;
             Ok::<_, TenancyError>(stored.info)
         });
@@ -548,6 +553,7 @@ impl Tenancy {
                     ctx,
                     token_details(&stored.info),
                 ),
+                self.revision_seal(),
             )?;
             Ok::<_, TenancyError>(())
         });

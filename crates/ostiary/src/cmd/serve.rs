@@ -460,20 +460,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             max_lifetime: Some(config.token_max_lifetime),
         },
     ));
-    {
-        let tenancy = Arc::clone(&tenancy);
-        let path = config.root_token_path();
-        let root_token = if config.insecure_no_auth {
-            RootToken::None
-        } else if config.new_root_token {
-            RootToken::New(config.token_max_lifetime)
-        } else {
-            RootToken::IfNone(config.token_max_lifetime)
-        };
-        tokio::task::spawn_blocking(move || bootstrap(&tenancy, root_token, &path))
-            .await
-            .context("bootstrap task failed")??;
-    }
     let mut state = ServerState::new(
         store,
         Engine::default().with_check_cache(config.dispatch_cache_max_cost),
@@ -488,6 +474,21 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         state = state.insecure_no_auth();
     }
     let state = Arc::new(state);
+    // After the state: it installs the audit log's revision seal (consistency tokens).
+    {
+        let tenancy = Arc::clone(&tenancy);
+        let path = config.root_token_path();
+        let root_token = if config.insecure_no_auth {
+            RootToken::None
+        } else if config.new_root_token {
+            RootToken::New(config.token_max_lifetime)
+        } else {
+            RootToken::IfNone(config.token_max_lifetime)
+        };
+        tokio::task::spawn_blocking(move || bootstrap(&tenancy, root_token, &path))
+            .await
+            .context("bootstrap task failed")??;
+    }
     // Tenants deleted before a restart finish deleting; last-use times reach the store.
     state.purge_in_background();
     tokio::spawn(flush_last_used(Arc::clone(&tenancy)));

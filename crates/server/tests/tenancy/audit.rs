@@ -25,11 +25,6 @@ fn for_someone<T>(mut request: Request<T>) -> Request<T> {
     request
 }
 
-/// The store's head revision: the revision of the last commit.
-fn head(server: &TestServer) -> u64 {
-    server.store.head_revision().unwrap().as_u64()
-}
-
 /// Asserts that `tenant`'s log grew by exactly one entry since `before` entries, with
 /// `action` by `actor` at the store's head revision and for [`ON_BEHALF_OF`]; returns it.
 async fn one_new_entry(
@@ -50,15 +45,15 @@ async fn one_new_entry(
     assert_eq!(entry.action, action);
     assert_eq!(entry.actor, actor, "{entry:?}");
     assert_eq!(entry.on_behalf_of, ON_BEHALF_OF, "{entry:?}");
-    // The entry commits with its change: a data write is the last commit; a token or
-    // tenant action may be followed by bookkeeping commits (the token index).
-    if action.starts_with("relationships.") || action.starts_with("schema.") {
-        assert_eq!(entry.revision, head(server), "{entry:?}");
-    } else {
-        assert!(entry.revision <= head(server), "{entry:?}");
-    }
+    // The entry names its commit by the tenant's consistency token, never by the global
+    // revision (which would count other tenants' commits); each entry has its own commit.
+    assert!(!entry.written_at.is_empty(), "{entry:?}");
+    assert!(
+        entry.written_at.parse::<u64>().is_err(),
+        "a raw revision: {entry:?}"
+    );
     if before > 0 {
-        assert!(entry.revision > log[before - 1].revision, "{entry:?}");
+        assert_ne!(entry.written_at, log[before - 1].written_at, "{entry:?}");
     }
     assert_eq!(entry.client_address, "127.0.0.1", "{entry:?}");
     assert_eq!(entry.sequence, u64::try_from(before + 1).unwrap());
@@ -118,7 +113,8 @@ async fn every_write_path_appends_exactly_one_entry_with_the_change() {
         .unwrap()
         .into_inner();
     assert_eq!(schema_at.definitions.len(), 4);
-    let mut last_revision = entry.revision;
+    // The entry names the commit by the very token the write returned.
+    assert_eq!(entry.written_at, written.token);
 
     let mut n = n_before + 1;
     let write = server
@@ -134,18 +130,17 @@ async fn every_write_path_appends_exactly_one_entry_with_the_change() {
             },
         )))
         .await;
-    write.unwrap();
+    let written = write.unwrap().into_inner().written_at.unwrap();
     let entry = one_new_entry(&server, "a", n, "relationships.write", &token.id).await;
     assert!(
         entry
             .details_json
             .contains("TOUCH document:1#viewer@user:alice")
     );
-    assert!(entry.revision > last_revision);
-    last_revision = entry.revision;
+    assert_eq!(entry.written_at, written.token);
     n += 1;
 
-    server
+    let deleted = server
         .permissions()
         .delete_relationships(for_someone(req(
             secret,
@@ -159,10 +154,12 @@ async fn every_write_path_appends_exactly_one_entry_with_the_change() {
             },
         )))
         .await
+        .unwrap()
+        .into_inner()
+        .deleted_at
         .unwrap();
     let entry = one_new_entry(&server, "a", n, "relationships.delete", &token.id).await;
-    assert!(entry.revision > last_revision);
-    last_revision = entry.revision;
+    assert_eq!(entry.written_at, deleted.token);
     n += 1;
 
     let import = tokio_stream::iter(vec![
@@ -180,8 +177,7 @@ async fn every_write_path_appends_exactly_one_entry_with_the_change() {
         .unwrap()
         .into_inner();
     assert_eq!(loaded.num_loaded, 2);
-    let entry = one_new_entry(&server, "a", n, "relationships.import", &token.id).await;
-    assert!(entry.revision > last_revision);
+    one_new_entry(&server, "a", n, "relationships.import", &token.id).await;
     n += 1;
 
     // Token actions by the tenant's own admin token land in its log.

@@ -579,9 +579,9 @@ async fn drain<T: std::fmt::Debug>(
 }
 
 fn audit_entry_text(entry: &admin::AuditEntry) -> String {
-    // Revision, hashes, time and request id are left out: the revision is global (see the
-    // report on issue 8: it counts other tenants' writes), the hashes cover it, and the
-    // request id is per server.
+    // The commit's token, hashes, time and request id are left out: the token is keyed per
+    // server (and encrypts the global revision, so it counts nothing), the hashes cover
+    // it, and the request id is per server.
     format!(
         "#{} {} by {} for {:?} at {}: {}",
         entry.sequence,

@@ -783,7 +783,7 @@ fn entry_json(entry: &pb::AuditEntry) -> Value {
     json!({
         "sequence": entry.sequence,
         "time": time_text(entry.time.as_ref()),
-        "revision": entry.revision,
+        "written_at": entry.written_at,
         "actor": text_or_null(&entry.actor),
         "action": entry.action,
         "request_id": text_or_null(&entry.request_id),
