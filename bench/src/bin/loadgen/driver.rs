@@ -515,7 +515,11 @@ pub(crate) async fn measure(
     let start = Instant::now();
     shared.recording.store(true, Ordering::SeqCst);
     tokio::time::sleep(window.seconds).await;
-    while shared.completed.load(Ordering::Relaxed) < window.min_calls
+    // Long calls at high concurrency complete in bursts (every task's call finishes at about
+    // the same time): stopping after a few completions would charge the CPU of all calls in
+    // flight to those few. Keep the window open until each task completed a call.
+    let min_calls = window.min_calls.max(concurrency as u64);
+    while shared.completed.load(Ordering::Relaxed) < min_calls
         && start.elapsed() < window.max_seconds
     {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -385,6 +385,13 @@ fn ratio_to_mock(ostiary: Option<&Summary>, mock: Option<&Summary>) -> Option<f6
     ostiary_bench::loadgen::stats::ratio(us_per_call(ostiary), us_per_call(mock))
 }
 
+/// True if a round of `cell` completed fewer calls than were in flight.
+fn unsteady(cell: &Cell) -> bool {
+    cell.samples
+        .iter()
+        .any(|sample| sample.calls < cell.concurrency as u64)
+}
+
 fn load_cpu_per_relationship(cpu_seconds: Option<f64>, report: &driver::LoadReport) -> String {
     match cpu_seconds {
         Some(cpu) if report.relationships > 0 => {
@@ -492,7 +499,9 @@ fn render(
          measured after {:.1} s warm-up (a window stays open until 3 calls completed, at most \
          {:.0} s), concurrency {:?}, {} HTTP/2 connections, {} load-generator thread(s), \
          requests pre-encoded, `minimize_latency` reads. Figures are medians over rounds; \
-         ratios are medians of the per-round ratios.\n",
+         ratios are medians of the per-round ratios. A window with fewer completed calls than \
+         calls in flight is not a steady state (its CPU per call is overstated): such cells \
+         are marked †.\n",
         settings.scale,
         args.seed,
         settings.rounds,
@@ -677,7 +686,11 @@ fn render(
                 c.phase.clone(),
                 c.concurrency.to_string(),
                 c.target.label().to_owned(),
-                fmt_count(summary.calls_per_second),
+                format!(
+                    "{}{}",
+                    fmt_count(summary.calls_per_second),
+                    if unsteady(c) { " †" } else { "" }
+                ),
                 fmt_ms(summary.latency.p50_us),
                 fmt_ms(summary.latency.p95_us),
                 fmt_ms(summary.latency.p99_us),
