@@ -50,6 +50,8 @@ enum Route {
     Public,
     /// A valid token with this scope.
     Scoped { scope: Scope, streaming: bool },
+    /// A valid token of any scope; the method's own rules decide the rest.
+    Authenticated,
     /// A method we do not serve: a valid token, then tonic answers `Unimplemented`.
     Unknown,
 }
@@ -81,7 +83,12 @@ fn route(path: &str) -> Route {
         },
         "authzed.api.v1.WatchService" => scoped(Scope::Watch, true),
         "ostiary.admin.v1.TenantService" => scoped(Scope::Root, false),
-        "ostiary.admin.v1.TokenService" => scoped(Scope::Admin, false),
+        "ostiary.admin.v1.TokenService" => match method {
+            // A token may rotate or revoke itself (services rotate their own credentials);
+            // `ostiary-tenancy` requires `admin` for any other token.
+            "RotateToken" | "RevokeToken" => Route::Authenticated,
+            _ => scoped(Scope::Admin, false),
+        },
         "ostiary.admin.v1.AuditService" => scoped(Scope::Admin, method == "ReadAuditLog"),
         _ => Route::Unknown,
     }
@@ -225,6 +232,7 @@ impl Authority {
         &self,
         scope: Option<Scope>,
         streaming: bool,
+        admin_route: bool,
         headers: &http::HeaderMap,
         client: Option<IpAddr>,
         context: RequestContext,
@@ -300,7 +308,7 @@ impl Authority {
         // whether a tenant exists; a tenant token never gets here with another tenant.
         let mut quota = 0;
         if let Some(tenancy) = &self.tenancy
-            && (!principal.is_root() || !matches!(scope, Some(Scope::Root | Scope::Admin)))
+            && (!principal.is_root() || !admin_route)
         {
             let info = tenancy.tenant(&tenant).map_err(|err| {
                 tracing::error!(error = %err, "cannot read the tenant registry");
@@ -553,12 +561,21 @@ where
             .and_then(|value| value.to_str().ok())
             .map_or_else(|| self.request_ids.next_id(), ToOwned::to_owned);
         let span = tracing::info_span!("rpc", method = %path, request_id = %request_id);
-        let (scope, streaming) = match route(&path) {
+        let route = route(&path);
+        // Tenant and token management, which name their tenants themselves.
+        let admin_route = matches!(
+            route,
+            Route::Scoped {
+                scope: Scope::Root | Scope::Admin,
+                ..
+            } | Route::Authenticated
+        );
+        let (scope, streaming) = match route {
             Route::Public => {
                 return Box::pin(async move { inner.call(request).await }.instrument(span));
             }
             Route::Scoped { scope, streaming } => (Some(scope), streaming),
-            Route::Unknown => (None, false),
+            Route::Authenticated | Route::Unknown => (None, false),
         };
         let client = client_address(&request);
         let context = RequestContext {
@@ -572,8 +589,14 @@ where
         };
         let admitted = {
             let _entered = span.enter();
-            self.authority
-                .admit(scope, streaming, request.headers(), client, context)
+            self.authority.admit(
+                scope,
+                streaming,
+                admin_route,
+                request.headers(),
+                client,
+                context,
+            )
         };
         match admitted {
             Ok((caller, guard)) => {
@@ -656,6 +679,10 @@ mod tests {
             );
         }
         assert_eq!(route("/grpc.health.v1.Health/Check"), Route::Public);
+        assert_eq!(
+            route("/ostiary.admin.v1.TokenService/RotateToken"),
+            Route::Authenticated
+        );
         assert_eq!(
             route("/authzed.api.v1.PermissionsService/Nope"),
             Route::Unknown

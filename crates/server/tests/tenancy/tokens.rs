@@ -932,3 +932,82 @@ async fn an_open_watch_stream_ends_when_its_token_is_revoked_expires_or_its_tena
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_without_admin_rotates_and_revokes_itself_but_no_other_token() {
+    let server = server_with_tenant().await;
+    let token = server.create_token("a", &[admin::Scope::Check], &[]).await;
+    let other = server.create_token("a", &[admin::Scope::Check], &[]).await;
+    // Another token of its tenant: not without `admin`.
+    for id in [&other.id] {
+        let rotate = server
+            .tokens()
+            .rotate_token(req(
+                &token.secret,
+                admin::RotateTokenRequest {
+                    token_id: id.clone(),
+                    grace_period: None,
+                },
+            ))
+            .await;
+        expect_code(rotate, Code::PermissionDenied);
+        let revoke = server
+            .tokens()
+            .revoke_token(req(
+                &token.secret,
+                admin::RevokeTokenRequest {
+                    token_id: id.clone(),
+                },
+            ))
+            .await;
+        expect_code(revoke, Code::PermissionDenied);
+    }
+    assert_eq!(
+        check(&server, &other.secret, "document:1").await.unwrap(),
+        ALLOWED
+    );
+    // Itself: a new secret, the old one retired at once without grace.
+    let rotated = server
+        .tokens()
+        .rotate_token(req(
+            &token.secret,
+            admin::RotateTokenRequest {
+                token_id: token.id.clone(),
+                grace_period: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret_token;
+    expect_code(
+        check(&server, &token.secret, "document:1").await,
+        Code::Unauthenticated,
+    );
+    assert_eq!(
+        check(&server, &rotated, "document:1").await.unwrap(),
+        ALLOWED
+    );
+    // Listing and creating tokens still need `admin`.
+    let list = server
+        .tokens()
+        .list_tokens(req(&rotated, admin::ListTokensRequest::default()))
+        .await;
+    expect_code(list, Code::PermissionDenied);
+    // And it can retire itself.
+    server
+        .tokens()
+        .revoke_token(req(
+            &rotated,
+            admin::RevokeTokenRequest {
+                token_id: token.id.clone(),
+            },
+        ))
+        .await
+        .unwrap();
+    expect_code(
+        check(&server, &rotated, "document:1").await,
+        Code::Unauthenticated,
+    );
+    server.stop().await;
+}
