@@ -37,6 +37,7 @@ use tracing::Instrument as _;
 
 use crate::limits::{Limits, StreamGuard};
 use crate::status::ApiError;
+use crate::token::constant_time_eq;
 
 /// The metadata a root caller names the tenant with.
 pub(crate) const TENANT_HEADER: &str = "ostiary-tenant";
@@ -377,10 +378,9 @@ impl Authority {
                 ))
             })?;
         // Every key is compared (no early exit), so timing does not tell which one matched.
-        let preshared = self
-            .preshared_keys
-            .iter()
-            .fold(false, |found, key| found | constant_time_eq(key, presented));
+        let preshared = self.preshared_keys.iter().fold(false, |found, key| {
+            found | constant_time_eq(key.as_bytes(), presented.as_bytes())
+        });
         if preshared {
             return Ok(Principal::operator());
         }
@@ -457,17 +457,6 @@ fn rate_limited(retry_after: std::time::Duration) -> Status {
         status.metadata_mut().insert("retry-after-ms", value);
     }
     status
-}
-
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(left: &str, right: &str) -> bool {
-    let (left, right) = (left.as_bytes(), right.as_bytes());
-    left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 /// The layer putting [`AccessControl`] in front of the router.
@@ -692,8 +681,8 @@ mod tests {
 
     #[test]
     fn constant_time_comparison() {
-        assert!(constant_time_eq("secret", "secret"));
-        assert!(!constant_time_eq("secret", "secreT"));
-        assert!(!constant_time_eq("secret", "secret2"));
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

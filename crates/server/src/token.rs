@@ -220,14 +220,9 @@ impl ostiary_tenancy::RevisionSeal for TokenCodec {
     }
 }
 
-/// Byte-slice equality without an early exit.
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .fold(0_u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+/// Byte-slice equality in constant time (for equal lengths), as `subtle` gives it.
+pub(crate) fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(left, right))
 }
 
 #[cfg(test)]
