@@ -70,13 +70,19 @@ fn count_namespace() -> Result<RecordNamespace, ApiError> {
     Ok(RecordNamespace::new(COUNT_NAMESPACE)?)
 }
 
-/// The tenant's relationship count before this transaction's changes, from its record or,
-/// without one, by counting.
+/// The tenant's relationship count as its record holds it, if it has one.
+fn stored_count(txn: &mut dyn WriteTxn) -> Result<Option<u64>, ApiError> {
+    Ok(txn
+        .read_record(&count_namespace()?, COUNT_KEY)?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map(u64::from_be_bytes))
+}
+
+/// The tenant's relationship count in the transaction's view, from its record or, without
+/// one, by counting.
 fn current_count(txn: &mut dyn WriteTxn) -> Result<u64, ApiError> {
-    if let Some(bytes) = txn.read_record(&count_namespace()?, COUNT_KEY)?
-        && let Ok(bytes) = <[u8; 8]>::try_from(bytes.as_slice())
-    {
-        return Ok(u64::from_be_bytes(bytes));
+    if let Some(count) = stored_count(txn)? {
+        return Ok(count);
     }
     let mut count = 0_u64;
     let mut page = Vec::new();
@@ -172,17 +178,12 @@ pub(crate) fn count_deleted(
         txn.delete_record(&count_namespace()?, COUNT_KEY)?;
         return Ok(());
     }
-    // The deletion already happened in this transaction: count what is left if there is
-    // no record yet, otherwise subtract.
-    let namespace = count_namespace()?;
-    let after = match txn.read_record(&namespace, COUNT_KEY)? {
-        Some(bytes) if bytes.len() == 8 => {
-            let mut raw = [0_u8; 8];
-            raw.copy_from_slice(&bytes);
-            u64::from_be_bytes(raw).saturating_sub(u64::try_from(n_deleted).unwrap_or(u64::MAX))
-        }
-        _ => current_count(txn)?,
+    // The deletion already happened in this transaction: subtract from the record, or
+    // count what is left if there is no record yet.
+    let after = match stored_count(txn)? {
+        Some(before) => before.saturating_sub(u64::try_from(n_deleted).unwrap_or(u64::MAX)),
+        None => current_count(txn)?,
     };
-    txn.put_record(&namespace, COUNT_KEY, &after.to_be_bytes())?;
+    txn.put_record(&count_namespace()?, COUNT_KEY, &after.to_be_bytes())?;
     Ok(())
 }
