@@ -10,7 +10,7 @@
 )]
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,66 +21,13 @@ definition user {}\n\n\
 definition group {\n\trelation member: user\n}\n\n\
 definition document {\n\trelation viewer: user | user with not_on | group#member\n\trelation banned: user\n\tpermission view = viewer - banned\n}\n";
 
-/// A running `ostiary serve` on an in-memory store; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
+#[path = "support/server.rs"]
+mod server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A command with no `OSTIARY_*` variables from the test's environment.
-fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ostiary"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OSTIARY_") {
-            command.env_remove(&name);
-        }
-    }
-    // No client configuration file from the user's home either.
-    command
-        .env("NO_COLOR", "1")
-        .env("OSTIARY_CLIENT_CONFIG", "/nonexistent/ostiary-client.toml");
-    command
-}
+use server::{Server, command};
 
 fn start_server() -> Server {
-    let mut child = command()
-        .args(["serve", "--grpc-addr", "127.0.0.1:0"])
-        .args(["--datastore-engine", "memory", "--grpc-preshared-key", KEY])
-        // Reads at the head revision, so that each command sees the writes before it.
-        .args(["--datastore-revision-quantization-interval", "0s"])
-        .env("OSTIARY_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    // Drains stderr for the life of the server and reports the bound address once.
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("serving gRPC")
-                && let Some((_, rest)) = line.split_once("addr=")
-                && let Some(addr) = rest.split_whitespace().next()
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("ostiary serve printed no `serving gRPC addr=...` line");
-    Server { child, addr }
+    server::start_server(KEY, &[])
 }
 
 /// Runs a client command against `server` with the key, feeding `stdin`.

@@ -9,11 +9,8 @@
     reason = "test code"
 )]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
@@ -24,67 +21,17 @@ const SCHEMA: &str = "definition user {}\n\n\
 definition folder {\n\trelation viewer: user\n}\n\n\
 definition document {\n\trelation viewer: user\n\tpermission view = viewer\n}\n";
 
-/// A running `ostiary serve` on an in-memory store; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
+#[path = "support/server.rs"]
+mod server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A command with no `OSTIARY_*` variables from the test's environment and no client
-/// configuration file.
-fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ostiary"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("OSTIARY_") {
-            command.env_remove(&name);
-        }
-    }
-    command
-        .env("NO_COLOR", "1")
-        .env("OSTIARY_CLIENT_CONFIG", "/nonexistent/ostiary-client.toml");
-    command
-}
+use server::{Server, command};
 
 /// Starts a server with [`KEY`] that writes its root token to `root_token_file`.
 fn start_server(root_token_file: &Path) -> Server {
-    let mut child = command()
-        .args(["serve", "--grpc-addr", "127.0.0.1:0"])
-        .args(["--datastore-engine", "memory", "--grpc-preshared-key", KEY])
-        .args(["--datastore-revision-quantization-interval", "0s"])
-        .arg("--root-token-file")
-        .arg(root_token_file)
-        .env("OSTIARY_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("serving gRPC")
-                && let Some((_, rest)) = line.split_once("addr=")
-                && let Some(addr) = rest.split_whitespace().next()
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("ostiary serve printed no `serving gRPC addr=...` line");
-    Server { child, addr }
+    server::start_server(
+        KEY,
+        &["--root-token-file".as_ref(), root_token_file.as_os_str()],
+    )
 }
 
 impl Server {
