@@ -602,7 +602,17 @@ fn tenants_tokens_and_audit_from_the_command_line() {
 #[test]
 fn the_tenant_option_comes_from_the_profile() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(&dir.path().join("root-token"));
+    // A stale root token file (of a memory store that is gone) does not stop a memory
+    // server: it is replaced by the new store's token.
+    let root_file = dir.path().join("root-token");
+    std::fs::write(&root_file, "ost_stale\n").unwrap();
+    let server = start_server(&root_file);
+    let root = std::fs::read_to_string(&root_file).unwrap();
+    assert!(
+        root.starts_with("ost_") && root.trim() != "ost_stale",
+        "{root}"
+    );
+    server.ok(root.trim(), &["tenant", "list"]);
     server.ok(KEY, &["tenant", "create", "team-a"]);
     let schema = dir.path().join("schema.zed");
     std::fs::write(&schema, SCHEMA).unwrap();

@@ -480,7 +480,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let path = config.root_token_path();
         let root_token = if config.insecure_no_auth {
             RootToken::None
-        } else if config.new_root_token {
+        } else if config.new_root_token || config.datastore_engine == DatastoreEngine::Memory {
+            // A memory store starts empty, so a file already at its path holds the token of
+            // a store that is gone (a stale file whose name a reused pid matches): replace it.
             RootToken::New(config.token_max_lifetime)
         } else {
             RootToken::IfNone(config.token_max_lifetime)
