@@ -9,6 +9,7 @@
 )]
 
 mod cache;
+mod lookup_cycles;
 mod random;
 mod reference;
 mod steelthread;

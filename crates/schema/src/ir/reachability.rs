@@ -17,7 +17,8 @@
 //! An edge is `conditional` when it passes through an intersection, the left side of an
 //! exclusion or an `.all()` arrow: reaching the resource that way makes it a *candidate*, and
 //! the engine must confirm it with a Check. Subtracted branches (the right side of `-`) add
-//! no edges, because they can only remove resources.
+//! no edges, because they can only remove resources, and only the first branch of an
+//! intersection adds edges, because every member of the intersection is in it.
 //!
 //! Walking from `(subject type, subject relation or ...)` with a worklist over
 //! [`Reachability::edges_from`] visits every (resource type, relation) that may contain the
@@ -197,13 +198,24 @@ fn walk_rewrite(
 ) {
     match rewrite {
         Rewrite::Union(children) => {
+            // As SpiceDB's reachability graph: once an `.all()` arrow is met, the siblings
+            // after it are conditional too (it changes the state shared by the loop).
+            let mut conditional = conditional;
             for child in children {
                 walk_rewrite(def_id, child, conditional, add);
+                conditional |= matches!(
+                    child,
+                    Rewrite::TupleToUserset(ttu) if ttu.function == ArrowFunction::All
+                );
             }
         }
+        // Only the first branch of an intersection is walked: every resource in the
+        // intersection is in it, and the Check that confirms each candidate covers the
+        // others. SpiceDB's LookupResources walks the same branch, which decides whether
+        // it ever goes round a cycle in the other branches (and fails for it).
         Rewrite::Intersection(children) => {
-            for child in children {
-                walk_rewrite(def_id, child, true, add);
+            if let Some(first) = children.first() {
+                walk_rewrite(def_id, first, true, add);
             }
         }
         Rewrite::Exclusion(base, _subtracted) => walk_rewrite(def_id, base, true, add),
@@ -374,5 +386,58 @@ definition document {
             .filter(|edge| matches!(edge.kind, ReachEdgeKind::Direct { wildcard: true, .. }))
             .count();
         assert_eq!(wildcard, 1);
+    }
+
+    #[test]
+    fn only_the_first_branch_of_an_intersection_is_walked() {
+        let schema = compile_str(
+            "t.zed",
+            r#"
+definition user {}
+
+definition document {
+    relation parent: document
+    relation owner: user
+    relation reviewer: user
+    permission approve = owner & reviewer & parent->approve
+    permission read = parent.all(approve) + reviewer
+}
+"#,
+        )
+        .unwrap()
+        .schema;
+        let (document, approve) = schema.resolve("document", "approve").unwrap();
+        let into_approve = |relation: &str| {
+            let (_, rel) = schema.resolve("document", relation).unwrap();
+            schema
+                .reachability
+                .edges_from(ReachNode {
+                    definition: document,
+                    relation: Some(rel),
+                })
+                .iter()
+                .filter(|edge| edge.relation == approve)
+                .map(|edge| edge.conditional)
+                .collect::<Vec<_>>()
+        };
+        // `owner` leads into `approve` (to be checked); `reviewer` and the recursive arrow,
+        // later branches, do not.
+        assert_eq!(into_approve("owner"), [true]);
+        assert_eq!(into_approve("reviewer"), Vec::<bool>::new());
+        assert_eq!(into_approve("approve"), Vec::<bool>::new());
+        // The branch after an `.all()` arrow needs a check too, as in SpiceDB.
+        let (_, read) = schema.resolve("document", "read").unwrap();
+        let (_, reviewer) = schema.resolve("document", "reviewer").unwrap();
+        let into_read: Vec<bool> = schema
+            .reachability
+            .edges_from(ReachNode {
+                definition: document,
+                relation: Some(reviewer),
+            })
+            .iter()
+            .filter(|edge| edge.relation == read)
+            .map(|edge| edge.conditional)
+            .collect();
+        assert_eq!(into_read, [true]);
     }
 }
