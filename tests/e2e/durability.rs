@@ -101,3 +101,23 @@ async fn rocksdb_keeps_acknowledged_writes_after_sigkill() {
     );
     drop(data);
 }
+
+#[tokio::test]
+async fn a_memory_server_removes_its_root_token_file_on_exit() {
+    let (server, _data) = Ostiary::start(Engine::Memory).await;
+    let log = server.log();
+    // The bootstrap names the file it wrote: `path=<file> first start: ...`.
+    let path = log
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("path="))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no root token path in the log:\n{log}"));
+    assert!(path.exists(), "{} missing while serving", path.display());
+    server.stop().await;
+    // The store is gone, so is its only credential.
+    assert!(
+        !path.exists(),
+        "{} outlived the memory server",
+        path.display()
+    );
+}

@@ -546,6 +546,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Our handle on the store goes; it closes once in-flight work lets go of it too.
     drop(state);
     tracing::info!("closing the datastore");
+    // The token of a memory store dies with it: the file it was written to by default (one
+    // per process, in the temp directory) goes too. (A file the user named is theirs.)
+    if config.datastore_engine == DatastoreEngine::Memory
+        && config.root_token_file.is_none()
+        && !config.insecure_no_auth
+    {
+        let path = config.root_token_path();
+        if let Err(err) = std::fs::remove_file(&path)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove the root token file");
+        }
+    }
     Ok(())
 }
 
