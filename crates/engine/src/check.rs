@@ -66,9 +66,9 @@ pub(crate) struct ResolvedSubject {
     pub(crate) id: ObjectId,
     pub(crate) relation: Option<RelationId>,
     /// Matches relationships naming exactly this subject.
-    exact_filter: SubjectFilter,
+    pub(crate) exact_filter: SubjectFilter,
     /// Matches `type:*` relationships of the subject's type.
-    wildcard_filter: SubjectFilter,
+    pub(crate) wildcard_filter: SubjectFilter,
 }
 
 impl ResolvedSubject {

@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod cache;
 mod caveat;
 mod check;

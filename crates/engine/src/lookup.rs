@@ -14,6 +14,7 @@ use ostiary_store::{Page, Snapshot, SubjectQuery};
 use ostiary_types::{ObjectId, ObjectType, RelationFilter, RelationName, SubjectRef};
 use serde_json::{Map, Value as Json};
 
+use crate::batch::{batch_fails, may_recurse};
 use crate::caveat::Tri;
 use crate::check::{CheckHint, Checker, ResolvedSubject};
 use crate::{EngineError, EngineSchema, Permissionship};
@@ -198,6 +199,40 @@ fn candidates(
                         }));
                     }
                 }
+                let hint_for = |id: &ObjectId| match edge.kind {
+                    ReachEdgeKind::Computed => {
+                        relation.map(|rel| CheckHint::Node(def, rel, id.clone()))
+                    }
+                    ReachEdgeKind::Arrow { tupleset, .. } => relation.map(|rel| CheckHint::Arrow {
+                        def: edge.definition,
+                        id: id.clone(),
+                        tupleset,
+                        target: (def, rel),
+                    }),
+                    ReachEdgeKind::Direct { .. } | ReachEdgeKind::This => None,
+                };
+                if edge.conditional {
+                    // SpiceDB checks these candidates in one dispatch, which can fail on a
+                    // cycle that none of the checks of one candidate enters.
+                    let mut batch: Vec<ObjectId> =
+                        reached.iter().map(|(_, id)| id.clone()).collect();
+                    batch.sort();
+                    batch.dedup();
+                    if batch.len() > 1 && may_recurse(schema, (edge.definition, edge.relation)) {
+                        let hints: Vec<CheckHint> = batch.iter().filter_map(&hint_for).collect();
+                        if batch_fails(
+                            snapshot,
+                            schema,
+                            resolved,
+                            (edge.definition, edge.relation),
+                            &batch,
+                            &hints,
+                            max_depth,
+                        )? {
+                            return Err(EngineError::MaxDepthExceeded { max_depth });
+                        }
+                    }
+                }
                 for (from_id, id) in reached {
                     // A wildcard row's subject is `*`, which stands for the start object.
                     let from_id = if from_id.is_wildcard() {
@@ -206,20 +241,7 @@ fn candidates(
                         &from_id
                     };
                     if edge.conditional {
-                        let hint = match edge.kind {
-                            ReachEdgeKind::Computed => {
-                                relation.map(|rel| CheckHint::Node(def, rel, id.clone()))
-                            }
-                            ReachEdgeKind::Arrow { tupleset, .. } => {
-                                relation.map(|rel| CheckHint::Arrow {
-                                    def: edge.definition,
-                                    id: id.clone(),
-                                    tupleset,
-                                    target: (def, rel),
-                                })
-                            }
-                            ReachEdgeKind::Direct { .. } | ReachEdgeKind::This => None,
-                        };
+                        let hint = hint_for(&id);
                         let key = (reached_kind, id.clone(), hint.clone());
                         let verdict = match verdicts.get(&key) {
                             Some(verdict) => verdict.clone(),

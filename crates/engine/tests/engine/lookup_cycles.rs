@@ -93,3 +93,79 @@ fn a_cycle_in_the_first_branch_of_an_intersection_fails_with_max_depth() {
         Err(EngineError::MaxDepthExceeded { .. })
     ));
 }
+
+const TICKETS: &str = r#"
+definition user {}
+
+definition group {
+    relation member: user | group#member
+}
+
+definition repo {
+    relation writer: user | group#member
+}
+
+definition ticket {
+    relation parent: ticket
+    relation in_repo: repo
+    relation admin: user | group#member | user:*
+    permission delete = (in_repo->writer & admin) & (admin - parent->delete)
+}
+"#;
+
+/// `t0` and `t1` are each other's parent; `t1` and `t2` are in `r0`, where `u0` writes.
+const TICKET_RELATIONSHIPS: &str = "
+group:g1#member@user:u0
+group:g2#member@group:g1#member
+repo:r0#writer@user:u0
+ticket:t0#parent@ticket:t1
+ticket:t1#admin@group:g2#member
+ticket:t1#in_repo@repo:r0
+ticket:t1#parent@ticket:t0
+ticket:t2#in_repo@repo:r0
+ticket:t2#parent@ticket:t1
+";
+
+fn lookup_tickets(relationships: &str) -> Result<Vec<String>, EngineError> {
+    let fixture = fixture(TICKETS, relationships).unwrap();
+    let found = fixture.lookup_resources(
+        &"ticket".parse().unwrap(),
+        &"delete".parse().unwrap(),
+        &"user:u0".parse().unwrap(),
+        &Map::new(),
+        None,
+    )?;
+    Ok(found
+        .iter()
+        .map(|res| res.resource_id.to_string())
+        .collect())
+}
+
+#[test]
+fn candidates_checked_together_fail_on_a_cycle_that_each_alone_avoids() {
+    // `t1` and `t2` are checked in one dispatch: `parent->delete` is then dispatched for
+    // their parents `t0` and `t1` together, and `t1` keeps that pair's intersection non-empty,
+    // so it goes round the `t0`/`t1` cycle. SpiceDB fails; so does Ostiary.
+    assert!(matches!(
+        lookup_tickets(TICKET_RELATIONSHIPS),
+        Err(EngineError::MaxDepthExceeded { .. })
+    ));
+    // Check of `t1` alone answers: `t0`'s own intersection is empty before its cycle matters.
+    let fixture = fixture(TICKETS, TICKET_RELATIONSHIPS).unwrap();
+    assert_eq!(
+        fixture
+            .check_with("ticket:t1#delete@user:u0", &Map::new())
+            .unwrap(),
+        ostiary_engine::Permissionship::Has
+    );
+    // Without `t2` in the repository, or without its parent, nothing carries the cycle and
+    // both answer `t1` (as SpiceDB does).
+    for without in ["ticket:t2#in_repo@repo:r0", "ticket:t2#parent@ticket:t1"] {
+        let relationships = TICKET_RELATIONSHIPS.replace(without, "");
+        assert_eq!(
+            lookup_tickets(&relationships).unwrap(),
+            ["t1"],
+            "without {without}"
+        );
+    }
+}
